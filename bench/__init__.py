@@ -1,0 +1,1 @@
+"""dcgan-bench: benchmark tasks on trained DCGAN checkpoints."""

@@ -1,0 +1,160 @@
+"""Discriminator features as the paper used them, extracted once and cached on disk.
+
+Paper, section 5.1: "we use the discriminator's convolutional features from all layers, maxpooling
+each layers representation to produce a 4 x 4 spatial grid. These features are then flattened and
+concatenated". ``LayerSpec`` names that choice as a string a user types, a cache key holds and a
+CSV column shows: ``all/max4``, ``conv2+conv3/avg2``, ``all/max4/bn-train``.
+
+``bn-train`` re-estimates every batch-norm layer's statistics over the training split before
+extraction (a cumulative average over one pass, no gradient), as the authors' code did; the default
+``running`` uses the statistics stored in the checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from dcgan.device import autocast
+from dcgan.errors import ConfigError
+from dcgan.fsutil import atomic_path, cache_dir
+from dcgan.nets import Discriminator
+
+FEATURES_VERSION = 1  # bump when extraction changes the numbers: old cache entries are then ignored
+POOLS = ("max", "avg")
+BN_MODES = ("running", "train")
+_SPEC = re.compile(r"^(?P<layers>all|[a-z0-9_]+(\+[a-z0-9_]+)*)/(?P<pool>max|avg)(?P<grid>\d+)(/bn-(?P<bn>running|train))?$")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    layers: tuple[str, ...] = ()  # empty: every feature layer of D
+    pool: str = "max"
+    grid: int = 4
+    bn: str = "running"
+
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS or self.bn not in BN_MODES or self.grid < 1:
+            raise ConfigError(f"bad layer spec {self!s}")
+
+    @classmethod
+    def parse(cls, text: str) -> "LayerSpec":
+        m = _SPEC.match(text.strip())
+        if not m:
+            raise ConfigError(
+                f"layer spec {text!r} not understood; expected LAYERS/POOLGRID[/bn-running|bn-train], "
+                "e.g. all/max4 or conv1+conv3/avg2/bn-train")
+        layers = () if m["layers"] == "all" else tuple(m["layers"].split("+"))
+        return cls(layers, m["pool"], int(m["grid"]), m["bn"] or "running")
+
+    def __str__(self) -> str:
+        s = f"{'+'.join(self.layers) or 'all'}/{self.pool}{self.grid}"
+        return s + ("/bn-train" if self.bn == "train" else "")
+
+    def resolve(self, D: Discriminator) -> tuple[str, ...]:
+        """The concrete layer names for ``D``; unknown names are a one-line error."""
+        unknown = [n for n in self.layers if n not in D.layer_names]
+        if unknown:
+            raise ConfigError(f"unknown layer(s) {', '.join(unknown)} in spec '{self}'; "
+                              f"this discriminator has {', '.join(D.layer_names)}")
+        return self.layers or D.layer_names
+
+    def dims(self, D: Discriminator) -> int:
+        return sum(D.feature_channels[n] for n in self.resolve(D)) * self.grid ** 2
+
+
+def _pool(x: torch.Tensor, pool: str, grid: int) -> torch.Tensor:
+    fn = F.adaptive_max_pool2d if pool == "max" else F.adaptive_avg_pool2d
+    return fn(x.float(), grid).flatten(1)
+
+
+def _batches(dataset, batch_size: int):
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    for x, y in loader:
+        yield x, y
+
+
+def _to_input(x_u8: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return (x_u8.to(device).float() / 127.5 - 1).contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def reestimate_batchnorm(D: Discriminator, dataset, device: torch.device, batch_size: int = 256,
+                         precision: str = "fp32") -> None:
+    """Replace D's batch-norm running statistics by their average over ``dataset`` (one pass)."""
+    bns = [m for m in D.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: the exact mean over all batches
+    D.train()
+    for x, _ in tqdm(_batches(dataset, batch_size), total=-(-len(dataset) // batch_size),
+                     desc="re-estimating batch norm", unit="batch", disable=None, leave=False):
+        with autocast(device, precision):
+            D(_to_input(x, device))
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    D.eval()
+
+
+@torch.no_grad()
+def extract_features(D: Discriminator, dataset, spec: LayerSpec, device: torch.device,
+                     batch_size: int = 256, precision: str = "fp32", out: np.ndarray | None = None) -> np.ndarray:
+    """Pooled, flattened, concatenated activations of ``spec``'s layers: float32 (N, dims).
+
+    Writes into ``out`` when given (e.g. a memory-mapped file), so the full matrix is never held twice.
+    """
+    layers = spec.resolve(D)
+    D = D.eval().to(device, memory_format=torch.channels_last)
+    n = len(dataset)
+    if out is None:
+        out = np.empty((n, spec.dims(D)), dtype=np.float32)
+    row = 0
+    for x, _ in tqdm(_batches(dataset, batch_size), total=-(-n // batch_size), desc="extracting features",
+                     unit="batch", disable=None, leave=False):
+        with autocast(device, precision):
+            acts = D.forward_intermediates(_to_input(x, device), layers)
+        feats = torch.cat([_pool(acts[name], spec.pool, spec.grid) for name in layers], dim=1)
+        out[row: row + len(x)] = feats.cpu().numpy()
+        row += len(x)
+    return out
+
+
+def feature_key(**fields) -> str:
+    """Cache key: a hash of everything that determines the feature values (never of names alone)."""
+    blob = json.dumps({**fields, "features_version": FEATURES_VERSION}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class FeatureCache:
+    """Feature matrices on disk as ``<key>.npy`` (float32), written atomically; loads are memory-mapped."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root else cache_dir() / "features"
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.npy"
+
+    def get_or_extract(self, key: str, shape: tuple[int, int], fill) -> np.ndarray:
+        """The cached matrix for ``key``, or ``fill(out)`` into a new memory-mapped file first."""
+        path = self.path(key)
+        if path.exists():
+            self.hits += 1
+            return np.load(path, mmap_mode="r")
+        self.misses += 1
+        with atomic_path(path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            fill(out)
+            out.flush()
+            del out
+        return np.load(path, mmap_mode="r")

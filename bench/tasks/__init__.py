@@ -1,0 +1,2 @@
+"""Benchmark tasks, one module per family; importing this package registers them all."""
+from bench.tasks import svm  # noqa: F401

@@ -1,0 +1,416 @@
+"""Training-step throughput of dcgan.train.Trainer against the plain pytorch/examples DCGAN loop.
+
+What it measures, at each image size (canonical DCGAN, nc=3, nz=100, ngf=ndf=64, batch 128):
+
+- ``reference``: pytorch/examples' dcgan/main.py written out here, without importing dcgan. It has its
+  own Generator/Discriminator (one flat ``main`` Sequential, Sigmoid at D's end), N(0, 0.02) init,
+  BCELoss, Adam(2e-4, betas (0.5, 0.999)), three D forwards per step (real, fake.detach(), fake),
+  fp32, contiguous memory format;
+- ``ours fp32`` and ``ours bf16``: ``Trainer.train_step`` with ``precision="fp32"`` / ``"bf16"``.
+
+Every variant gets the same uint8 batches, turned into floats in [-1, 1] inside its step. Each variant
+runs in its own subprocess (this script re-invoked with the hidden ``--variant NAME --size S``,
+which prints one JSON line), so that its peak RSS (``ru_maxrss``) is its own and one variant's
+allocator state does not affect the next. Warm-up steps are not timed; ``--steps`` steps are timed
+with ``time.perf_counter``. The table reports images/s, seconds/step, peak RSS and the speedup over
+the reference at the same size. The goal: bf16 at least 2x the reference, fp32 at least 1x.
+
+Why: a speed-up only counts if the step still computes the paper's recipe. So ``--check`` (on by
+default, a couple of steps per size) starts ours fp32 from the reference's initial weights, gives both
+the same real batch and the same z (ours draws z from ``trainer.noise``; a clone of that generator
+draws it for the reference), takes one step of each, and prints the largest relative difference
+(||ours - ref|| / ||ref|| per tensor) of the updated G and D state dicts. It should be about 1e-5:
+ours uses channels_last and BCEWithLogits, so the floating-point rounding differs a little.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+from torch import nn, optim
+
+NC, NZ, NGF, NDF = 3, 100, 64, 64
+VARIANTS = {"reference": "reference", "fp32": "ours fp32", "bf16": "ours bf16"}
+GOALS = {"reference": None, "fp32": 1.0, "bf16": 2.0}  # minimum speedup over the reference
+CHECK_TOLERANCE = 1e-4
+REAL_LABEL, FAKE_LABEL = 1.0, 0.0
+
+
+# ---- the reference: pytorch/examples' dcgan/main.py -------------------------------------------------
+
+class Generator(nn.Module):
+    def __init__(self, image_size: int):
+        super().__init__()
+        if image_size == 64:
+            self.main = nn.Sequential(
+                # input is Z, going into a convolution
+                nn.ConvTranspose2d(NZ, NGF * 8, 4, 1, 0, bias=False),
+                nn.BatchNorm2d(NGF * 8),
+                nn.ReLU(True),
+                # state size. (ngf*8) x 4 x 4
+                nn.ConvTranspose2d(NGF * 8, NGF * 4, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(NGF * 4),
+                nn.ReLU(True),
+                # state size. (ngf*4) x 8 x 8
+                nn.ConvTranspose2d(NGF * 4, NGF * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(NGF * 2),
+                nn.ReLU(True),
+                # state size. (ngf*2) x 16 x 16
+                nn.ConvTranspose2d(NGF * 2, NGF, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(NGF),
+                nn.ReLU(True),
+                # state size. (ngf) x 32 x 32
+                nn.ConvTranspose2d(NGF, NC, 4, 2, 1, bias=False),
+                nn.Tanh(),
+                # state size. (nc) x 64 x 64
+            )
+        elif image_size == 32:
+            self.main = nn.Sequential(
+                nn.ConvTranspose2d(NZ, NGF * 4, 4, 1, 0, bias=False),
+                nn.BatchNorm2d(NGF * 4),
+                nn.ReLU(True),
+                # state size. (ngf*4) x 4 x 4
+                nn.ConvTranspose2d(NGF * 4, NGF * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(NGF * 2),
+                nn.ReLU(True),
+                # state size. (ngf*2) x 8 x 8
+                nn.ConvTranspose2d(NGF * 2, NGF, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(NGF),
+                nn.ReLU(True),
+                # state size. (ngf) x 16 x 16
+                nn.ConvTranspose2d(NGF, NC, 4, 2, 1, bias=False),
+                nn.Tanh(),
+                # state size. (nc) x 32 x 32
+            )
+        else:
+            raise ValueError(f"image size {image_size}: the reference has layouts for 32 and 64 px")
+
+    def forward(self, input):
+        return self.main(input)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, image_size: int):
+        super().__init__()
+        if image_size == 64:
+            self.main = nn.Sequential(
+                # input is (nc) x 64 x 64
+                nn.Conv2d(NC, NDF, 4, 2, 1, bias=False),
+                nn.LeakyReLU(0.2, inplace=True),
+                # state size. (ndf) x 32 x 32
+                nn.Conv2d(NDF, NDF * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(NDF * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+                # state size. (ndf*2) x 16 x 16
+                nn.Conv2d(NDF * 2, NDF * 4, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(NDF * 4),
+                nn.LeakyReLU(0.2, inplace=True),
+                # state size. (ndf*4) x 8 x 8
+                nn.Conv2d(NDF * 4, NDF * 8, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(NDF * 8),
+                nn.LeakyReLU(0.2, inplace=True),
+                # state size. (ndf*8) x 4 x 4
+                nn.Conv2d(NDF * 8, 1, 4, 1, 0, bias=False),
+                nn.Sigmoid(),
+            )
+        elif image_size == 32:
+            self.main = nn.Sequential(
+                # input is (nc) x 32 x 32
+                nn.Conv2d(NC, NDF, 4, 2, 1, bias=False),
+                nn.LeakyReLU(0.2, inplace=True),
+                # state size. (ndf) x 16 x 16
+                nn.Conv2d(NDF, NDF * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(NDF * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+                # state size. (ndf*2) x 8 x 8
+                nn.Conv2d(NDF * 2, NDF * 4, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(NDF * 4),
+                nn.LeakyReLU(0.2, inplace=True),
+                # state size. (ndf*4) x 4 x 4
+                nn.Conv2d(NDF * 4, 1, 4, 1, 0, bias=False),
+                nn.Sigmoid(),
+            )
+        else:
+            raise ValueError(f"image size {image_size}: the reference has layouts for 32 and 64 px")
+
+    def forward(self, input):
+        output = self.main(input)
+        return output.view(-1, 1).squeeze(1)
+
+
+def weights_init(m):
+    classname = m.__class__.__name__
+    if classname.find("Conv") != -1:
+        torch.nn.init.normal_(m.weight, 0.0, 0.02)
+    elif classname.find("BatchNorm") != -1:
+        torch.nn.init.normal_(m.weight, 1.0, 0.02)
+        torch.nn.init.zeros_(m.bias)
+
+
+def build_reference(image_size: int):
+    """(netG, netD, optimizerD, optimizerG, criterion) as pytorch/examples sets them up."""
+    netG = Generator(image_size)
+    netG.apply(weights_init)
+    netD = Discriminator(image_size)
+    netD.apply(weights_init)
+    optimizerD = optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    optimizerG = optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    return netG, netD, optimizerD, optimizerG, nn.BCELoss()
+
+
+def reference_step(netG, netD, optimizerD, optimizerG, criterion, real_cpu, noise) -> dict[str, float]:
+    """One iteration of pytorch/examples' loop on ``real_cpu`` (floats in [-1, 1]) and ``noise`` (N, nz, 1, 1)."""
+    ############################
+    # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
+    ###########################
+    # train with real
+    netD.zero_grad()
+    batch_size = real_cpu.size(0)
+    label = torch.full((batch_size,), REAL_LABEL, dtype=real_cpu.dtype)
+    output = netD(real_cpu)
+    errD_real = criterion(output, label)
+    errD_real.backward()
+    D_x = output.mean().item()
+
+    # train with fake
+    fake = netG(noise)
+    label.fill_(FAKE_LABEL)
+    output = netD(fake.detach())
+    errD_fake = criterion(output, label)
+    errD_fake.backward()
+    D_G_z1 = output.mean().item()
+    errD = errD_real + errD_fake
+    optimizerD.step()
+
+    ############################
+    # (2) Update G network: maximize log(D(G(z)))
+    ###########################
+    netG.zero_grad()
+    label.fill_(REAL_LABEL)  # fake labels are real for generator cost
+    output = netD(fake)
+    errG = criterion(output, label)
+    errG.backward()
+    D_G_z2 = output.mean().item()
+    optimizerG.step()
+    return {"loss_d": errD.item(), "loss_g": errG.item(), "d_x": D_x, "d_g_z1": D_G_z1, "d_g_z2": D_G_z2}
+
+
+# ---- ours -------------------------------------------------------------------------------------------
+
+def build_ours(image_size: int, batch_size: int, precision: str, out: str, channels_last: bool = True):
+    from dcgan.config import DCGANConfig
+    from dcgan.train import Trainer, TrainConfig
+
+    cfg = TrainConfig(model=DCGANConfig(image_size=image_size, nc=NC, nz=NZ, ngf=NGF, ndf=NDF),
+                      dataset="synthetic", batch_size=batch_size, precision=precision,
+                      channels_last=channels_last)
+    return Trainer(cfg, out, device="cpu")
+
+
+def real_batch(batch_size: int, image_size: int, seed: int = 0) -> torch.Tensor:
+    """A uint8 batch (N, 3, S, S): the step's cost does not depend on the pixels."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch_size, NC, image_size, image_size), dtype=torch.uint8, generator=g)
+
+
+def to_float(real_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the same arithmetic as Trainer.train_step."""
+    return real_u8.float() / 127.5 - 1
+
+
+# ---- one variant, in its own process ----------------------------------------------------------------
+
+def run_variant(variant: str, image_size: int, batch_size: int, steps: int, warmup: int) -> dict:
+    real_u8 = real_batch(batch_size, image_size)
+    with tempfile.TemporaryDirectory() as out:
+        if variant == "reference":
+            torch.manual_seed(0)
+            nets = build_reference(image_size)
+
+            def step():
+                reference_step(*nets, to_float(real_u8), torch.randn(batch_size, NZ, 1, 1))
+        else:
+            trainer = build_ours(image_size, batch_size, variant, out)
+
+            def step():
+                trainer.train_step(real_u8)
+
+        for _ in range(warmup):
+            step()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        seconds = time.perf_counter() - t0
+    return {"variant": variant, "size": image_size, "steps": steps, "batch_size": batch_size,
+            "seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "threads": torch.get_num_threads()}
+
+
+def spawn_variant(variant: str, image_size: int, args) -> dict:
+    cmd = [sys.executable, __file__, "--variant", variant, "--size", str(image_size),
+           "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    print(f"running {VARIANTS[variant]} at {image_size} px ...", file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---- the equivalence check --------------------------------------------------------------------------
+
+FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def relative_difference(ours: tuple[dict, dict], ref: tuple[dict, dict]) -> tuple[float, float]:
+    """||ours - ref|| / ||ref|| for G and for D, each state dict (weights and BN running statistics)
+    taken as one vector.
+
+    One vector rather than the worst tensor: after Adam's first step every weight has moved by
+    about lr * sign(grad), so a gradient element that rounding alone pushes across zero moves its
+    weight by 2 * lr, which in a tensor of a few thousand weights is already 1e-4 of its norm.
+    """
+    diffs = []
+    for a, b in zip(ours, ref):
+        if a.keys() != b.keys():
+            raise ValueError(f"state dicts differ in keys: {sorted(set(a) ^ set(b))}")
+        num = sum((a[k].double() - b[k].double()).square().sum() for k in b)
+        den = sum(b[k].double().square().sum() for k in b)
+        diffs.append((num / den).sqrt().item())
+    return diffs[0], diffs[1]
+
+
+def one_step_each(image_size: int, batch_size: int) -> tuple[dict, dict]:
+    """G and D state dicts after one step of ours fp32 and of the reference, in both memory formats.
+
+    All four start from the reference's initial weights and see the same real batch and the same z
+    (the one ours draws from ``trainer.noise``, seeded alike in every Trainer).
+    """
+    from dcgan.nets import sample_z
+
+    torch.manual_seed(0)
+    init = tuple(copy.deepcopy(net.state_dict()) for net in build_reference(image_size)[:2])
+    real_u8 = real_batch(batch_size, image_size, seed=1)
+    ours = {}
+    with tempfile.TemporaryDirectory() as out:
+        for name, fmt in FORMATS.items():
+            trainer = build_ours(image_size, batch_size, "fp32", out, channels_last=fmt == torch.channels_last)
+            trainer.G.load_state_dict(init[0])
+            trainer.D.load_state_dict(init[1])  # the reference's Sigmoid has no parameters
+            z = sample_z(batch_size, trainer.cfg.model, torch.Generator().set_state(trainer.noise.get_state()))
+            trainer.train_step(real_u8)
+            ours[name] = (trainer.G.state_dict(), trainer.D.state_dict())
+    ref = {}
+    for name, fmt in FORMATS.items():
+        netG, netD, optimizerD, optimizerG, criterion = build_reference(image_size)
+        for net, state in zip((netG, netD), init):
+            net.load_state_dict(state)
+            net.to(memory_format=fmt)
+        reference_step(netG, netD, optimizerD, optimizerG, criterion,
+                       to_float(real_u8).contiguous(memory_format=fmt), z)
+        ref[name] = (netG.state_dict(), netD.state_dict())
+    return ours, ref
+
+
+def check(sizes: list[int], batch_size: int) -> bool:
+    """Print the check table; True when ours matches the reference in each memory format."""
+    print(f"Check: one step of ours fp32 and of the reference from identical weights, batch and z; "
+          f"||a - b|| / ||b|| of the updated G / D state dicts; same-format columns must be <= {CHECK_TOLERANCE:g}.")
+    print()
+    print("| size | ours vs reference, both contiguous | both channels_last | ours (channels_last) vs "
+          "reference (contiguous) | reference: channels_last vs contiguous |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    ok = True
+    for size in sizes:
+        ours, ref = one_step_each(size, batch_size)
+        same = [relative_difference(ours[f], ref[f]) for f in FORMATS]
+        across = [relative_difference(ours["channels_last"], ref["contiguous"]),
+                  relative_difference(ref["channels_last"], ref["contiguous"])]
+        passed = max(max(d) for d in same) <= CHECK_TOLERANCE
+        ok &= passed
+        cells = [f"{g:.1e} / {d:.1e}" for g, d in same + across]
+        cells[1] += "" if passed else " FAILED"
+        print(f"| {size} | " + " | ".join(cells) + " |")
+    return ok
+
+
+# ---- the report -------------------------------------------------------------------------------------
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def bf16_support() -> str:
+    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    native = "unknown" if avx512_bf16 is None else str(avx512_bf16())
+    return f"mkldnn available {torch.backends.mkldnn.is_available()}, avx512_bf16 {native}"
+
+
+def print_table(results: dict, sizes: list[int]) -> None:
+    print("| size | variant | images/s | s/step | peak RSS MiB | speedup vs reference | goal |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | --- |")
+    for size in sizes:
+        ref = results[size, "reference"]
+        ref_ips = ref["steps"] * ref["batch_size"] / ref["seconds"]
+        for variant, label in VARIANTS.items():
+            r = results[size, variant]
+            ips = r["steps"] * r["batch_size"] / r["seconds"]
+            speedup = ips / ref_ips
+            goal = GOALS[variant]
+            verdict = "" if goal is None else f"{'met' if speedup >= goal else 'MISSED'} (>= {goal:g}x)"
+            print(f"| {size} | {label} | {ips:.1f} | {r['seconds'] / r['steps']:.3f} | {r['peak_rss_mib']:.0f} "
+                  f"| {speedup:.2f}x | {verdict} |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--sizes", default="32,64", help="comma-separated image sizes (32, 64)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per variant")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                   help="verify that one step of ours fp32 equals one step of the reference")
+    p.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    p.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    if args.variant:  # child process: one variant, one JSON line
+        print(json.dumps(run_variant(args.variant, args.size, args.batch_size, args.steps, args.warmup)))
+        return
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = {(size, v): spawn_variant(v, size, args) for size in sizes for v in VARIANTS}
+
+    print(f"## DCGAN training step, batch {args.batch_size}, {args.steps} timed steps after {args.warmup} "
+          f"warm-up (goal: bf16 >= 2x reference, fp32 >= 1x)")
+    print()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu_model()}, "
+          f"bf16: {bf16_support()}")
+    print()
+    print_table(results, sizes)
+
+    if args.check:
+        print()
+        if not check(sizes, args.batch_size):
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""DCGAN generator and discriminator, following the paper's architecture rules.
+
+- strided convolutions in D and fractionally strided ones in G, no pooling;
+- batch norm everywhere except G's output layer and D's input layer;
+- no fully connected hidden layers (z is projected by a 4x4 transposed convolution, D ends in a
+  4x4 valid convolution on its 4x4 map);
+- ReLU in G with a Tanh output, LeakyReLU(0.2) in D;
+- weights N(0, 0.02), batch-norm gains N(1, 0.02).
+
+Both nets keep one flat ``main`` ``nn.Sequential`` in the order of pytorch/examples' dcgan, so its
+``netG_epoch_N.pth`` / ``netD_epoch_N.pth`` state dicts load as they are. D has no sigmoid: it
+returns logits and training uses ``BCEWithLogitsLoss`` (the same loss, numerically safer and
+autocast-friendly).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dcgan.config import DCGANConfig
+from dcgan.errors import ConfigError
+
+LEAK = 0.2
+
+
+def _d_plan(cfg: DCGANConfig) -> list[tuple[int, int, int, int, int, bool]]:
+    """(in, out, kernel, stride, pad, batchnorm) for each of D's feature convolutions."""
+    if cfg.arch == "imagenet32":
+        widths = [2 * cfg.ndf, 2 * cfg.ndf, 4 * cfg.ndf, 4 * cfg.ndf, 8 * cfg.ndf, 8 * cfg.ndf]
+        strides = [1, 2, 1, 2, 1, 2]
+        chans = [cfg.nc, *widths]
+        return [(chans[i], widths[i], 3, strides[i], 1, i > 0) for i in range(6)]
+    # canonical: halve the resolution down to 4x4, doubling the width each time
+    n = int(math.log2(cfg.image_size // 4))
+    widths = [cfg.ndf * 2**i for i in range(n)]
+    chans = [cfg.nc, *widths]
+    return [(chans[i], widths[i], 4, 2, 1, i > 0) for i in range(n)]
+
+
+def _g_plan(cfg: DCGANConfig) -> list[tuple[str, int, int, int, int, int]]:
+    """(kind, in, out, kernel, stride, pad) for each of G's layers after the projection of z."""
+    if cfg.arch == "imagenet32":
+        w = [8 * cfg.ngf, 4 * cfg.ngf, 2 * cfg.ngf]
+        return [
+            ("up", w[0], w[0], 4, 2, 1),  # 8x8
+            ("conv", w[0], w[1], 3, 1, 1),
+            ("up", w[1], w[1], 4, 2, 1),  # 16x16
+            ("conv", w[1], w[2], 3, 1, 1),
+            ("up", w[2], w[2], 4, 2, 1),  # 32x32
+            ("conv", w[2], cfg.nc, 3, 1, 1),
+        ]
+    n = int(math.log2(cfg.image_size // 4))
+    widths = [cfg.ngf * 2 ** (n - 1 - i) for i in range(n)] + [cfg.nc]
+    return [("up", widths[i], widths[i + 1], 4, 2, 1) for i in range(n)]
+
+
+def _g_top_width(cfg: DCGANConfig) -> int:
+    if cfg.arch == "imagenet32":
+        return 8 * cfg.ngf
+    return cfg.ngf * 2 ** (int(math.log2(cfg.image_size // 4)) - 1)
+
+
+class Generator(nn.Module):
+    """z (N, nz, 1, 1) -> image (N, nc, S, S) in [-1, 1]."""
+
+    def __init__(self, cfg: DCGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        top = _g_top_width(cfg)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(cfg.nz, top, 4, 1, 0, bias=False),  # top x 4 x 4
+            nn.BatchNorm2d(top),
+            nn.ReLU(True),
+        ]
+        plan = _g_plan(cfg)
+        for i, (kind, cin, cout, k, s, p) in enumerate(plan):
+            conv = nn.ConvTranspose2d if kind == "up" else nn.Conv2d
+            layers.append(conv(cin, cout, k, s, p, bias=False))
+            if i < len(plan) - 1:
+                layers += [nn.BatchNorm2d(cout), nn.ReLU(True)]
+        layers.append(nn.Tanh())  # nc x S x S, no batch norm on the output
+        self.main = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z)
+
+
+class Discriminator(nn.Module):
+    """image (N, nc, S, S) -> logit (N,).
+
+    ``forward_intermediates`` returns the activations after each feature convolution, named
+    ``conv1`` ... ``convK``: the layers the feature benchmarks max-pool and concatenate.
+    """
+
+    def __init__(self, cfg: DCGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        self._taps: dict[str, int] = {}  # layer name -> index in main of its activation
+        plan = _d_plan(cfg)
+        for i, (cin, cout, k, s, p, bn) in enumerate(plan):
+            layers.append(nn.Conv2d(cin, cout, k, s, p, bias=False))
+            if bn:  # no batch norm on D's input layer
+                layers.append(nn.BatchNorm2d(cout))
+            layers.append(nn.LeakyReLU(LEAK, inplace=True))
+            self._taps[f"conv{i + 1}"] = len(layers) - 1
+        self.feature_channels = {f"conv{i + 1}": plan[i][1] for i in range(len(plan))}
+        layers.append(nn.Conv2d(plan[-1][1], 1, 4, 1, 0, bias=False))  # 1 x 1 x 1 logit
+        self.main = nn.Sequential(*layers)
+        init_weights(self)
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(self._taps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).flatten()
+
+    def forward_intermediates(self, x: torch.Tensor, names=None) -> dict[str, torch.Tensor]:
+        """Activations of the named layers (all feature layers when ``names`` is None).
+
+        Runs only as deep as the deepest requested layer.
+        """
+        names = list(self.layer_names if names is None else names)
+        unknown = [n for n in names if n not in self._taps]
+        if unknown:
+            raise ConfigError(
+                f"unknown discriminator layer(s) {unknown}; this D has {', '.join(self.layer_names)}"
+            )
+        wanted = {self._taps[n]: n for n in names}
+        out: dict[str, torch.Tensor] = {}
+        for i, module in enumerate(self.main[: max(wanted) + 1]):
+            x = module(x)
+            if i in wanted:
+                # in-place LeakyReLU of the next block never touches this tensor (a conv comes first)
+                out[wanted[i]] = x
+        return out
+
+
+def init_weights(net: nn.Module) -> None:
+    """The paper's init: conv weights N(0, 0.02); batch-norm gains N(1, 0.02), biases 0."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def sample_z(n: int, cfg: DCGANConfig, generator: torch.Generator | None = None,
+             device: torch.device | str = "cpu") -> torch.Tensor:
+    """n latent vectors of shape (n, nz, 1, 1): N(0, 1) or U(-1, 1) as the config says.
+
+    Drawn on the CPU from ``generator`` and then moved, so a seed gives the same z on any device.
+    """
+    shape = (n, cfg.nz, 1, 1)
+    if cfg.z_dist == "uniform":
+        z = torch.rand(shape, generator=generator) * 2 - 1
+    else:
+        z = torch.randn(shape, generator=generator)
+    return z.to(device)

@@ -1,0 +1,59 @@
+"""The `bench` command end to end: training, sampling, listing, and one-line errors for bad input."""
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+
+
+def _bench(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+TRAIN = ["train", "--dataset", "synthetic", "--subset", "64", "--image-size", "32", "--ngf", "8", "--ndf", "8",
+         "--batch-size", "32", "--device", "cpu"]
+
+
+def test_train_then_sample_then_resume(tmp_path):
+    out = tmp_path / "run"
+    r = _bench(*TRAIN, "--epochs", "1", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert (out / "g.pt").is_file() and (out / "samples" / "epoch001.png").is_file()
+    r = _bench("sample", "--ckpt", out / "g.pt", "--n", "16", "--out", tmp_path / "grid.png")
+    assert r.exit_code == 0 and (tmp_path / "grid.png").is_file() and (tmp_path / "grid.png.z.pt").is_file()
+    # an existing run is never overwritten silently
+    r = _bench(*TRAIN, "--epochs", "2", "--out", out)
+    assert r.exit_code == 2 and "--resume" in r.output
+    r = _bench(*TRAIN, "--epochs", "2", "--out", out, "--resume")
+    assert r.exit_code == 0 and "done: 4 steps" in r.output
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["train", "--dataset", "cifar", "--out", "x"], "did you mean 'cifar10'"),
+    (["train", "--dataset", "mnist", "--data-root", "{tmp}/nothing", "--out", "{tmp}/x"], "MNIST/raw"),
+    (["train", "--dataset", "synthetic", "--arch", "imagenet32", "--image-size", "64", "--out", "{tmp}/x"],
+     "image size 64 is not supported by arch 'imagenet32'"),
+    (["sample", "--ckpt", "{tmp}/missing.pt"], "does not exist"),
+    (["train", "--dataset", "synthetic", "--device", "cuda", "--out", "{tmp}/x"], "CUDA is not available"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, args, expected):
+    r = _bench(*[a.format(tmp=tmp_path) for a in args])
+    assert r.exit_code == 2, r.output
+    assert expected in r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "x" / "checkpoint.pt").exists()
+
+
+def test_d_checkpoint_given_as_g_is_refused(tmp_path):
+    out = tmp_path / "run"
+    assert _bench(*TRAIN, "--epochs", "1", "--out", out).exit_code == 0
+    r = _bench("sample", "--ckpt", out / "d.pt")
+    assert r.exit_code == 2 and "holds a discriminator, expected a generator" in r.output
+
+
+def test_list_shows_every_dataset():
+    from dcgan.data import dataset_names
+
+    r = _bench("list")
+    assert r.exit_code == 0
+    for name in dataset_names():
+        assert name in r.output

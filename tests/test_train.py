@@ -1,0 +1,111 @@
+"""Training: the run folder, exact resume after a clean stop or a kill, and DDP on two CPU processes."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dcgan.checkpoint import load_net, read_checkpoint
+from dcgan.config import DCGANConfig
+from dcgan.errors import ConfigError
+from dcgan.train import Trainer, TrainConfig, train
+
+TINY = DCGANConfig(image_size=32, nc=3, ngf=8, ndf=8)
+
+
+def _cfg(epochs=2, **kw):
+    return TrainConfig(model=TINY, dataset="synthetic", subset=96, epochs=epochs, batch_size=32, seed=7,
+                       checkpoint_every=2, **kw)
+
+
+def _weights(trainer):
+    return {**{f"G.{k}": v for k, v in trainer.G.state_dict().items()},
+            **{f"D.{k}": v for k, v in trainer.D.state_dict().items()}}
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    diff = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not diff, f"weights differ: {diff[:5]}"
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KilledAfter(Trainer):
+    """Dies (without a checkpoint) after ``kill_at`` steps, like a process killed mid-epoch."""
+
+    kill_at = 5
+
+    def train_step(self, real):
+        if self.step == self.kill_at:
+            raise _Killed
+        return super().train_step(real)
+
+
+def test_run_folder_and_exact_resume(tmp_path):
+    straight = train(_cfg(epochs=2), tmp_path / "straight", device="cpu")
+    steps = straight.steps_per_epoch * 2
+    assert straight.step == steps == 6
+
+    # the run folder has everything a user and the benchmarks need
+    run = tmp_path / "straight"
+    for name in ("checkpoint.pt", "g.pt", "d.pt", "config.json", "log.csv", "samples/epoch001.png",
+                 "samples/epoch002.png", "ckpt/epoch001_g.pt", "ckpt/epoch002_d.pt"):
+        assert (run / name).is_file(), name
+    with open(run / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == list(range(1, steps + 1))
+    assert all(0 < float(r["d_x"]) < 1 and float(r["loss_d"]) > 0 for r in rows)
+    G, _, _ = load_net(run / "g.pt", "generator")
+    _assert_same({f"G.{k}": v for k, v in G.state_dict().items()},
+                 {f"G.{k}": v for k, v in straight.G.state_dict().items()})
+
+    # 1 epoch, stop, resume to 2 epochs: identical weights
+    train(_cfg(epochs=1), tmp_path / "split", device="cpu")
+    resumed = train(_cfg(epochs=2), tmp_path / "split", device="cpu", resume=True)
+    _assert_same(_weights(straight), _weights(resumed))
+
+    # killed mid-epoch (step 5, last checkpoint at step 4): resume from the checkpoint
+    killed = _KilledAfter(_cfg(epochs=2), tmp_path / "killed", device="cpu")
+    with pytest.raises(_Killed):
+        killed.fit()
+    assert read_checkpoint(tmp_path / "killed" / "checkpoint.pt")["step"] == 4
+    resumed = train(_cfg(epochs=2), tmp_path / "killed", device="cpu", resume=True)
+    _assert_same(_weights(straight), _weights(resumed))
+    with open(tmp_path / "killed" / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, steps + 1))
+
+
+def test_resume_refuses_a_different_recipe_and_an_existing_run(tmp_path):
+    train(_cfg(epochs=1), tmp_path / "run", device="cpu")
+    with pytest.raises(ConfigError, match="--resume"):
+        train(_cfg(epochs=2), tmp_path / "run", device="cpu")
+    with pytest.raises(ConfigError, match="lr: 0.0002 -> 0.001"):
+        train(_cfg(epochs=2, lr=1e-3), tmp_path / "run", device="cpu", resume=True)
+
+
+def test_bf16_training_runs_and_learns_something(tmp_path):
+    t = train(_cfg(epochs=1, precision="bf16"), tmp_path / "bf16", device="cpu")
+    assert all(torch.isfinite(p).all() for p in t.G.parameters())
+    assert t.G.main[0].weight.dtype == torch.float32  # autocast: master weights stay fp32
+
+
+def test_ddp_two_cpu_processes_agree(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+           str(Path(__file__).with_name("ddp_worker.py")), str(out), "3"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
+    _assert_same(r0, r1)
+    # and they moved away from the common initialisation
+    init = Trainer(TrainConfig(model=TINY, dataset="synthetic", epochs=1, batch_size=32, seed=3), tmp_path / "x", "cpu")
+    assert not torch.equal(r0["G.main.0.weight"], init.G.main[0].weight)
+    assert read_checkpoint(out / "checkpoint.pt")["step"] == 3
+    assert len(read_checkpoint(out / "checkpoint.pt")["noise_rng"]) == 2
