@@ -132,11 +132,100 @@ def sample(ckpt, n, seed, device, out):
     click.echo(f"wrote {out} ({n} samples) and {out}.z.pt")
 
 
+def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@main.command()
+@click.argument("task")
+@click.option("--ckpt", type=click.Path(), default=None, help="Checkpoint: d.pt for feature tasks, g.pt for sample tasks.")
+@click.option("--dataset", default=None, help="Data set (default: the task's own, e.g. cifar10 for cifar10-svm).")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Folder holding the data set's files.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--subset", "--limit", "subset", type=click.IntRange(1), default=None,
+              help="Use N images per split (drawn with --seed): smoke runs.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N | mps")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="Precision of feature extraction / sampling.")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--features", default=None, help="Layer spec, e.g. all/max4, conv2+conv3/avg2, all/max4/bn-train.")
+@click.option("--labels-per-class", type=click.IntRange(1), default=None, help="Low-label regime: N labels per class.")
+@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["raw", "random-d", "none"]),
+              help="Baselines measured beside the checkpoint (default: raw and random-d).")
+@click.option("--solver", type=click.Choice(["lbfgs", "sklearn"]), default=None,
+              help="SVM solver: our float32 L-BFGS (default) or scikit-learn's LinearSVC (reference).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any task parameter (see `bench list`).")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True)
+def run(task, ckpt, dataset, data_root, seed, subset, device, precision, batch_size, features, labels_per_class,
+        baselines, solver, sets, results_dir):
+    """Run benchmark TASK (see `bench list`) and write its rows to results/TASK.csv.
+
+    \b
+    Examples:
+      bench run cifar10-svm --ckpt runs/cifar10/d.pt --data-root ~/data/cifar10
+      bench run svm --dataset fashion-mnist --ckpt d.pt --labels-per-class 100
+      bench run svhn-svm --ckpt d.pt --set draws=100
+    """
+    from bench.run import run as run_task
+
+    overrides = _parse_sets(sets)
+    for key, value in (("features", features), ("labels_per_class", labels_per_class), ("solver", solver)):
+        if value is not None:
+            overrides[key] = str(value)
+    if baselines:
+        names = {"raw": "raw-pixels", "random-d": "random-d", "none": None}
+        overrides["baselines"] = ",".join(n for b in baselines if (n := names[b]))
+    result = run_task(task, ckpt=ckpt, dataset=dataset, data_root=data_root, seed=seed, subset=subset,
+                      device=device, precision=precision, batch_size=batch_size, overrides=overrides,
+                      results_dir=results_dir)
+    from bench.report import summarize, to_markdown
+
+    click.echo(to_markdown(summarize(result.rows)))
+    click.echo(f"{len(result.rows)} rows -> {result.path} ({result.seconds:.1f} s; features cached: "
+               f"{result.cache_hits} hit(s), {result.cache_misses} extracted)")
+
+
+@main.command()
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--task", "tasks", multiple=True, help="Only these tasks.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown to this file.")
+def report(results_dir, tasks, out):
+    """Summarise results/*.csv: mean ± std over draws, with the paper's numbers beside ours."""
+    from bench.report import load_rows, summarize, to_markdown
+
+    rows = load_rows(results_dir, tasks)
+    if not rows:
+        raise UserError(f"no result rows under {results_dir}" + (f" for {', '.join(tasks)}" if tasks else ""))
+    text = to_markdown(summarize(rows), references=True)
+    click.echo(text)
+    if out:
+        from dcgan.fsutil import atomic_path
+
+        with atomic_path(out) as tmp:
+            tmp.write_text(text + "\n")
+        click.echo(f"wrote {out}")
+
+
 @main.command("list")
 def list_cmd():
-    """List the registered data sets (and benchmark tasks)."""
+    """List the registered data sets and benchmark tasks (with their parameters)."""
+    import dataclasses
+
+    from bench.run import TASKS
     from dcgan.data import DATASETS
 
+    click.echo("tasks:")
+    for name in TASKS.names():
+        task = TASKS.get(name)
+        click.echo(f"  {name:22s} {task.summary}")
+        params = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(task.Params))
+        click.echo(f"  {'':22s} params: {params}")
     click.echo("data sets:")
     for name in sorted(DATASETS):
         spec = DATASETS[name]

@@ -77,9 +77,14 @@ def write_files(paths: list[Path], items, h: int, w: int) -> None:
         path.write_bytes(encode(image, Image.registered_extensions()[path.suffix.lower()]))
 
 
-def write_pickled_batch(path: Path, items, side: int, *, bytes_keys: bool, label_offset: int = 0) -> None:
-    """A batch of rows of 3·S·S bytes in CHW order, pickled like CIFAR-10's and Imagenet32's files."""
-    rows = _images(items, side, side).transpose(0, 3, 1, 2).reshape(len(items), -1)
+def write_pickled_batch(path: Path, items, side: int, *, bytes_keys: bool, label_offset: int = 0,
+                        rows: np.ndarray | None = None) -> None:
+    """A batch of rows of 3·S·S bytes in CHW order, pickled like CIFAR-10's and Imagenet32's files.
+
+    ``rows`` (N×3×S×S uint8) replaces the two-tone images of ``items`` (whose labels are kept)."""
+    if rows is None:
+        rows = _images(items, side, side).transpose(0, 3, 1, 2)
+    rows = np.ascontiguousarray(rows, dtype=np.uint8).reshape(len(items), -1)
     key = (lambda k: k.encode()) if bytes_keys else (lambda k: k)
     batch = {key("batch_label"): b"training batch", key("data"): rows,
              key("labels"): [label + label_offset for label, _, _ in items],

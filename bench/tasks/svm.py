@@ -38,7 +38,7 @@ class SvmParams:
     features: str = "all/max4"  # paper: all layers, max-pooled to 4x4
     c_grid: tuple[float, ...] = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)  # authors' SVHN script
     labels_per_class: int | None = None  # None: every training label (paper's CIFAR-10 table)
-    val_size: int = 5000  # held out of train for choosing C
+    val_size: int = 5000  # held out of train for choosing C (at most a fifth of the training split)
     draws: int = 1  # labelled subsets drawn (each a result row)
     selection_draws: int = 10  # draws whose mean validation error chooses C (authors' SVHN script)
     baselines: tuple[str, ...] = ("random-d", "raw-pixels")  # measured beside the trained D
@@ -55,8 +55,7 @@ def draw_indices(labels: np.ndarray, labels_per_class: int | None, val_size: int
     """
     n = len(labels)
     if labels_per_class is None:
-        if val_size >= n:
-            raise ConfigError(f"val_size={val_size} leaves no training rows out of {n}")
+        val_size = min(val_size, n // 5)
         perm = rng.permutation(n)
         return np.sort(perm[val_size:]), np.sort(perm[:val_size])
     labelled = []
@@ -86,7 +85,8 @@ class SvmProbe(Task):
         unknown = set(p.baselines) - set(MODELS)
         if unknown:
             raise ConfigError(f"unknown baseline(s) {sorted(unknown)}; expected {', '.join(MODELS[1:])}")
-        _, cfg = ctx.net("discriminator")
+        D, cfg = ctx.net("discriminator")
+        spec.resolve(D)  # an unknown layer fails before any work
         y_train, y_test = ctx.labels("train", cfg), ctx.labels("test", cfg)
         n_classes = int(max(y_train.max(), y_test.max())) + 1
         rng = np.random.default_rng(ctx.seed)

@@ -1,0 +1,70 @@
+"""``bench report``: summaries of the tidy result tables (mean ± std over draws), in Markdown.
+
+Summaries are computed here, never stored as rows, so a table only ever holds measurements.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from bench.results import read_rows
+
+# Published numbers users compare with, by (task, metric): (value, source).
+REFERENCES: dict[tuple[str, str], list[tuple[float, str]]] = {
+    ("cifar10-svm", "accuracy"): [
+        (0.828, "DCGAN (D trained on ImageNet-1k 32 px), Radford et al. 2016, Table 1"),
+        (0.806, "1-layer K-means (4800 features), Coates & Ng 2011, in Radford et al. Table 1"),
+        (0.820, "3-layer K-means learned RF (3200 features), in Radford et al. Table 1"),
+    ],
+    ("svhn-svm", "error"): [
+        (0.2248, "DCGAN + L2-SVM, 1000 labels, Radford et al. 2016, Table 2"),
+    ],
+}
+
+GROUP = ("task", "dataset", "model", "features", "split", "metric", "ckpt_sha256")
+
+
+def load_rows(results_dir: str | Path, tasks: tuple[str, ...] = ()) -> list[dict]:
+    rows = []
+    for path in sorted(Path(results_dir).glob("*.csv")):
+        rows += [r for r in read_rows(path) if not tasks or r.get("task") in tasks]
+    return rows
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """One entry per (task, data set, model, features, split, metric, checkpoint): mean, std, draws."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    seconds: dict[tuple, float] = {}
+    for r in rows:
+        key = tuple(str(r.get(k, "")) for k in GROUP)
+        groups[key].append(float(r["value"]))
+        seconds[key] = float(r.get("seconds") or 0)
+    out = []
+    for key, values in groups.items():
+        entry = dict(zip(GROUP, key))
+        entry.update(mean=statistics.fmean(values), std=statistics.stdev(values) if len(values) > 1 else 0.0,
+                     n=len(values), seconds=seconds[key])
+        out.append(entry)
+    return sorted(out, key=lambda e: tuple(e[k] for k in GROUP))
+
+
+def _fmt(value: float, metric: str) -> str:
+    return f"{100 * value:.2f}%" if metric in ("accuracy", "error", "val_accuracy") else f"{value:.4g}"
+
+
+def to_markdown(summary: list[dict], references: bool = False) -> str:
+    head = "| task | data set | model | features | split | metric | mean ± std | draws | checkpoint | run s |"
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for e in summary:
+        value = _fmt(e["mean"], e["metric"]) + (f" ± {_fmt(e['std'], e['metric'])}" if e["n"] > 1 else "")
+        lines.append(f"| {e['task']} | {e['dataset']} | {e['model']} | {e['features']} | {e['split']} | "
+                     f"{e['metric']} | {value} | {e['n']} | {e['ckpt_sha256'][:12]} | {e['seconds']:.0f} |")
+    if references:
+        shown = {(e["task"], e["metric"]) for e in summary}
+        refs = [(k, v, src) for k, vals in REFERENCES.items() if k in shown for v, src in vals]
+        if refs:
+            lines += ["", "Published numbers for comparison:", "", "| task | metric | value | source |",
+                      "| --- | --- | --- | --- |"]
+            lines += [f"| {t} | {m} | {_fmt(v, m)} | {src} |" for (t, m), v, src in refs]
+    return "\n".join(lines)
