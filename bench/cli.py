@@ -237,22 +237,31 @@ def list_cmd():
 @click.option("--epochs", type=click.IntRange(1), default=80, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def quickstart(out, epochs, device, seed):
-    """Train a small DCGAN on scikit-learn's bundled digits (no download, a few CPU minutes).
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True)
+def quickstart(out, epochs, device, seed, results_dir):
+    """Train a small DCGAN on scikit-learn's bundled digits, then probe its features (no download).
 
-    Writes sample grids per epoch, g.pt / d.pt and the loss log into --out. Re-running continues
-    the same run if it was interrupted.
+    Writes sample grids per epoch, g.pt / d.pt and the loss log into --out (a few CPU minutes),
+    then runs the paper's feature benchmark (`bench run svm --dataset digits`): an L2-SVM on D's
+    max-pooled features, beside a randomly initialised D and raw pixels. Re-running continues an
+    interrupted run and re-uses cached features.
     """
+    from bench.report import summarize, to_markdown
+    from bench.run import run as run_task
     from dcgan.config import DCGANConfig
     from dcgan.train import TrainConfig
     from dcgan.train import train as run_training
 
     cfg = TrainConfig(model=DCGANConfig(image_size=32, nc=1, ngf=32, ndf=32), dataset="digits",
                       epochs=epochs, batch_size=64, seed=seed, checkpoint_every=100)
-    done = Path(out) / "checkpoint.pt"
-    trainer = run_training(cfg, out, device=device, resume=done.exists())
-    click.echo(f"quickstart done: {trainer.step} steps on digits; samples {Path(out) / 'samples'}, "
+    trainer = run_training(cfg, out, device=device, resume=(Path(out) / "checkpoint.pt").exists())
+    click.echo(f"trained {trainer.step} steps on digits: samples in {Path(out) / 'samples'}, "
                f"checkpoints {Path(out) / 'g.pt'} and {Path(out) / 'd.pt'}")
+    result = run_task("svm", ckpt=Path(out) / "d.pt", dataset="digits", seed=seed, device=device,
+                      results_dir=results_dir)
+    rows = [r for r in result.rows if r["metric"] == "accuracy"]
+    click.echo(to_markdown(summarize(rows)))
+    click.echo(f"{len(result.rows)} rows -> {result.path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

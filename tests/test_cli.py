@@ -57,3 +57,17 @@ def test_list_shows_every_dataset():
     assert r.exit_code == 0
     for name in dataset_names():
         assert name in r.output
+
+
+def test_quickstart_trains_on_digits_and_probes_the_features(tmp_path):
+    out, results = tmp_path / "qs", tmp_path / "results"
+    r = _bench("quickstart", "--out", out, "--epochs", "1", "--device", "cpu", "--results", results)
+    assert r.exit_code == 0, r.output
+    assert (out / "d.pt").is_file() and (out / "samples" / "epoch001.png").is_file()
+    import pandas as pd
+
+    df = pd.read_csv(results / "svm.csv")
+    acc = df[df.metric == "accuracy"].set_index("model").value
+    assert set(acc.index) == {"trained-d", "random-d", "raw-pixels"}
+    assert acc["raw-pixels"] > 0.9  # 8x8 digits are easy for a linear SVM on pixels
+    assert "| svm | digits | trained-d |" in r.output

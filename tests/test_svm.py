@@ -36,6 +36,22 @@ def test_solver_matches_linearsvc_on_real_digits():
         L2SVM(1e-2, 10).fit(X[train].astype(np.float64), y[train])
 
 
+def test_row_space_reduction_is_exact_with_few_labels():
+    """Fewer rows than features (the few-label regime): the reduced fit reaches liblinear's optimum."""
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(y), 60, replace=False)
+    # 60 real digits lifted to 512 dims by a fixed random projection: N < d
+    X = (X[rows] @ rng.standard_normal((64, 512))).astype(np.float32)
+    mean, std = moments(X)
+    standardize_(X, mean, std)
+    ours = L2SVM(1e-2, 10).fit(X, y[rows])
+    ref = SklearnSVM(1e-2, 10, max_iter=20000, tol=1e-6).fit(X, y[rows])
+    f_ours, f_ref = ours.objective(X, y[rows]), ours.objective(X, y[rows], ref.W)
+    assert abs(f_ours - f_ref) / f_ref < 1e-3
+    assert np.abs(ours.W - ref.W).max() < 1e-2 * np.abs(ref.W).max()
+
+
 def test_layer_spec_round_trips_and_sets_the_feature_width():
     for text in ("all/max4", "conv1+conv3/avg2", "conv2/max1/bn-train"):
         assert str(LayerSpec.parse(text)) == text
