@@ -260,11 +260,11 @@ class Trainer:
                 if self.step % self.cfg.checkpoint_every == 0:
                     self.save()
             bar.close()
-            self._end_epoch(epoch + 1, time.perf_counter() - tick)
+            self._end_epoch(epoch + 1, time.perf_counter() - tick, self.steps_per_epoch - skip)
             if max_steps is not None and self.step >= max_steps:
                 return
 
-    def _end_epoch(self, epoch: int, seconds: float) -> None:
+    def _end_epoch(self, epoch: int, seconds: float, steps_run: int) -> None:
         self.save()
         if self.rank != 0:
             return
@@ -272,7 +272,8 @@ class Trainer:
         export_models(self.out, self.cfg.model, self.G, self.D, meta=meta)
         export_models(self.out / "ckpt", self.cfg.model, self.G, self.D, prefix=f"epoch{epoch:03d}_", meta=meta)
         self.save_samples(self.out / "samples" / f"epoch{epoch:03d}.png")
-        tqdm.write(f"epoch {epoch}: {seconds:.1f} s, {self.steps_per_epoch * self.cfg.batch_size / seconds:.0f} img/s, "
+        tqdm.write(f"epoch {epoch}: {seconds:.1f} s for {steps_run} steps, "
+                   f"{steps_run * self.cfg.batch_size / seconds:.0f} img/s, "
                    f"samples in {self.out / 'samples'}")
 
     @torch.no_grad()

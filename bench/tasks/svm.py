@@ -17,6 +17,7 @@ architecture), so the gain of training is visible in one table.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -98,6 +99,7 @@ class SvmProbe(Task):
             X_test = ctx.features(model, "test", spec)
             t_feat = time.perf_counter() - t0
             feat = "pixels" if model == "raw-pixels" else str(spec)
+            tqdm.write(f"{model}: features {X_train.shape[1]}-d, {t_feat:.1f} s", file=sys.stderr)
             for m in self._probe(p, X_train, y_train, X_test, y_test, n_classes, splits, ctx.seed):
                 m.model, m.features = model, feat
                 m.extra["feature_seconds"] = round(t_feat, 2)
@@ -111,7 +113,10 @@ class SvmProbe(Task):
         scores: dict[float, float] = {}
 
         def score(C: float) -> None:
+            t0 = time.perf_counter()
             scores[C] = float(np.mean([path.val_accuracy(C) for path in paths]))
+            tqdm.write(f"  C={C:g}: validation accuracy {scores[C]:.4f} ({time.perf_counter() - t0:.1f} s)",
+                       file=sys.stderr)
 
         grid = sorted(p.c_grid)
         for C in tqdm(grid, desc="choosing C", unit="C", disable=None, leave=False):
