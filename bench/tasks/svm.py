@@ -100,13 +100,13 @@ class SvmProbe(Task):
             t_feat = time.perf_counter() - t0
             feat = "pixels" if model == "raw-pixels" else str(spec)
             tqdm.write(f"{model}: features {X_train.shape[1]}-d, {t_feat:.1f} s", file=sys.stderr)
-            for m in self._probe(p, X_train, y_train, X_test, y_test, n_classes, splits, ctx.seed):
+            for m in self._probe(p, X_train, y_train, X_test, y_test, n_classes, splits):
                 m.model, m.features = model, feat
                 m.extra["feature_seconds"] = round(t_feat, 2)
                 out.append(m)
         return out
 
-    def _probe(self, p, X_train, y_train, X_test, y_test, n_classes, splits, seed) -> list[Measurement]:
+    def _probe(self, p, X_train, y_train, X_test, y_test, n_classes, splits) -> list[Measurement]:
         solver = SOLVERS[p.solver]
         paths = [_CPath(solver, n_classes, p.tol, X_train, y_train, labelled, val)
                  for labelled, val in splits[: p.selection_draws]]
