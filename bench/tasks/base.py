@@ -86,6 +86,7 @@ class RunContext:
     precision: str = "fp32"
     cache: FeatureCache = field(default_factory=FeatureCache)
     _nets: dict = field(default_factory=dict)
+    _splits: dict = field(default_factory=dict)
 
     @property
     def ckpt_sha256(self) -> str:
@@ -101,8 +102,13 @@ class RunContext:
         return self._nets[kind]
 
     def split(self, split: str, image_size: int, channels: int):
-        return load_dataset(self.dataset, split, root=self.data_root, image_size=image_size, channels=channels,
-                            subset=self.subset, seed=self.seed)
+        """One split of the run's data set, loaded once per run (labels, features and batch-norm
+        re-estimation all ask for it)."""
+        key = (split, image_size, channels)
+        if key not in self._splits:
+            self._splits[key] = load_dataset(self.dataset, split, root=self.data_root, image_size=image_size,
+                                             channels=channels, subset=self.subset, seed=self.seed)
+        return self._splits[key]
 
     def labels(self, split: str, cfg: DCGANConfig) -> np.ndarray:
         data = self.split(split, cfg.image_size, cfg.nc)
@@ -116,7 +122,7 @@ class RunContext:
         The cache key holds the checkpoint's content hash, data set, root, split, transform, spec,
         subset and seed, so any change in what determines the numbers extracts anew.
         """
-        _, cfg = self.net("discriminator")
+        trained, cfg = self.net("discriminator")
         data = self.split(split, cfg.image_size, cfg.nc)
         key = feature_key(model=model, ckpt=self.ckpt_sha256 if model == "trained-d" else cfg.to_dict(),
                           dataset=self.dataset, root=str(Path(self.data_root).resolve()) if self.data_root else None,
@@ -125,10 +131,11 @@ class RunContext:
         if model == "raw-pixels":
             dims = cfg.nc * cfg.image_size**2
             return self.cache.get_or_extract(key, (len(data), dims), lambda out: _pixels(data, out))
-        D = self._discriminator(model, spec)
+        # the D (and any batch-norm re-estimation) is built only on a cache miss
         return self.cache.get_or_extract(
-            key, (len(data), spec.dims(D)),
-            lambda out: extract_features(D, data, spec, self.device, self.batch_size, self.precision, out=out))
+            key, (len(data), spec.dims(trained)),
+            lambda out: extract_features(self._discriminator(model, spec), data, spec, self.device,
+                                         self.batch_size, self.precision, out=out))
 
     def _discriminator(self, model: str, spec: LayerSpec) -> Discriminator:
         trained, cfg = self.net("discriminator")
