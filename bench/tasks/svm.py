@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from bench.features import LayerSpec
 from bench.results import Measurement
-from bench.svm import SOLVERS, moments, reduce_rows, standardize_
+from bench.svm import SOLVERS, moments, prepare, standardize_
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.errors import ConfigError, DataError
 
@@ -159,7 +159,7 @@ class _CPath:
     def __init__(self, solver, n_classes, tol, X_train, y_train, labelled, val):
         self.solver, self.n_classes, self.tol = solver, n_classes, tol
         self.X, mean, std = _standardized(X_train, labelled)
-        self.reduced = reduce_rows(self.X)  # once for every C
+        self.prepared = prepare(self.X)  # once for every C
         self.y = y_train[labelled]
         self.X_val = standardize_(np.array(X_train[val], dtype=np.float32), mean, std)
         self.y_val = y_train[val]
@@ -169,7 +169,7 @@ class _CPath:
         near = min(self.fits, key=lambda c: abs(np.log(c / C)), default=None)
         warm = self.fits[near].W if near is not None else None
         self.fits[C] = self.solver(C, self.n_classes, tol=self.tol).fit(self.X, self.y, warm_start=warm,
-                                                                        reduced=self.reduced)
+                                                                        prepared=self.prepared)
         return self.fits[C].accuracy(self.X_val, self.y_val)
 
 
