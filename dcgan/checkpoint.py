@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -53,6 +54,8 @@ def _cpu_state(net: torch.nn.Module) -> dict:
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint file as a dict, with a one-line error for anything unreadable."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, expected a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
@@ -110,6 +113,20 @@ def _load_examples(path, sd: dict, kind: str) -> tuple[torch.nn.Module, DCGANCon
     net = _NETS[kind](config)
     _load_state(net, sd, path)
     return net.eval(), config, {"format": "pytorch-examples", "kind": kind, "config": config.to_dict()}
+
+
+_EPOCH_GENERATOR = re.compile(r"epoch(\d+)_g\.pt|netG_epoch_(\d+)\.pth")
+
+
+def generator_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(epoch, path) of every per-epoch generator in a training run's folder, in training order:
+    our ``ckpt/epochNNN_g.pt`` exports or pytorch/examples' ``netG_epoch_N.pth``."""
+    folder = Path(folder)
+    found = sorted((int(m[1] or m[2]), p) for p in folder.iterdir() if (m := _EPOCH_GENERATOR.fullmatch(p.name)))
+    if not found:
+        raise CheckpointError(f"no generator checkpoints in {folder}: expected epochNNN_g.pt (a training run's "
+                              "ckpt/ folder) or netG_epoch_N.pth files")
+    return found
 
 
 _FINGERPRINTS: dict[tuple, str] = {}

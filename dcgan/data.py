@@ -69,6 +69,11 @@ class ImageDataset(torch.utils.data.Dataset):
     def _label(self, i: int) -> int:
         return -1 if self.labels is None else int(self.labels[i])
 
+    def fingerprint(self) -> str:
+        """A sha256 that changes whenever the images served would change (files, subset, transform):
+        the identity of this data in caches of numbers derived from its pixels (e.g. FID statistics)."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.name!r}, split={self.split!r}, n={len(self)}, "
                 f"{self.channels}x{self.image_size}x{self.image_size}, {self.transform_id})")
@@ -88,6 +93,12 @@ class TensorImageDataset(ImageDataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.images[i], self._label(i)
+
+    def fingerprint(self) -> str:
+        """The hash of the pixels themselves: in memory, that is cheaper than any doubt about them."""
+        h = hashlib.sha256(repr(tuple(self.images.shape)).encode())
+        h.update(self.images.contiguous().numpy().data)
+        return h.hexdigest()
 
 
 class FileImageDataset(ImageDataset):
@@ -112,6 +123,15 @@ class FileImageDataset(ImageDataset):
         image = _decode_image(source, where, "L" if self.channels == 1 else "RGB")
         return TF.pil_to_tensor(_resize_crop(image, self.image_size)), self._label(i)
 
+    def fingerprint(self) -> str:
+        """The hash of every file's path, size and modification time, and the transform (decoding every
+        file to hash its pixels would cost as much as using them)."""
+        h = hashlib.sha256(self.transform_id.encode())
+        for path in self.items:
+            st = os.stat(path)
+            h.update(f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+
     def _source(self, i: int) -> tuple[str | io.BytesIO, str]:
         """What PIL opens for item ``i``, and how to name it in an error."""
         return self.items[i], self.items[i]
@@ -123,6 +143,15 @@ class LmdbImageDataset(FileImageDataset):
     def __init__(self, lmdb_path: str | os.PathLike, keys: list[bytes], **kwargs):
         super().__init__(keys, None, **kwargs)
         self.lmdb_path = str(lmdb_path)
+
+    def fingerprint(self) -> str:
+        """The hash of the lmdb's data file (path, size, modification time), the keys and the transform."""
+        data = Path(self.lmdb_path) / "data.mdb"
+        st = data.stat()
+        h = hashlib.sha256(f"{self.transform_id}\0{data.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        for key in self.items:
+            h.update(key + b"\n")
+        return h.hexdigest()
 
     def _source(self, i: int) -> tuple[io.BytesIO, str]:
         key = self.items[i]

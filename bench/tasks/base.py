@@ -7,6 +7,7 @@ data set, and ``run(ctx, params) -> list[Measurement]``. Tasks never write resul
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 from bench.features import FeatureCache, LayerSpec, extract_features, feature_key, reestimate_batchnorm
 from bench.registry import Registry
 from bench.results import Measurement
-from dcgan.checkpoint import fingerprint, load_net
+from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.config import DCGANConfig
 from dcgan.data import get_spec, load_dataset
 from dcgan.errors import ConfigError, DataError
@@ -90,7 +91,13 @@ class RunContext:
 
     @property
     def ckpt_sha256(self) -> str:
-        return fingerprint(self.ckpt) if self.ckpt else ""
+        """The checkpoint's content hash; for a training run's folder, a hash of its generators' hashes."""
+        if not self.ckpt:
+            return ""
+        if self.ckpt.is_dir():
+            listing = "".join(f"{p.name}:{fingerprint(p)}\n" for _, p in generator_checkpoints(self.ckpt))
+            return hashlib.sha256(listing.encode()).hexdigest()
+        return fingerprint(self.ckpt)
 
     def net(self, kind: str):
         """The checkpoint's G or D (loaded once) and its config."""

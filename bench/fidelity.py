@@ -1,0 +1,191 @@
+"""FID, KID, IS and precision/recall by torch-fidelity, on our images, with a faster CPU Inception.
+
+The metrics are torch-fidelity's own code (``calculate_metrics``, which agrees with the original
+TensorFlow FID and KID to about 1e-6); this module decides what it runs on:
+
+- inputs: torch Datasets of uint8 3xSxS images, as torch-fidelity takes them. ``GeneratorSamples``
+  draws N images from a generator one batch at a time as the loader walks them; ``ImagesOnly``
+  serves a data set's images.
+- the feature extractor: ``EXTRACTORS`` maps our names to torch-fidelity extractor classes, each
+  registered with torch-fidelity under a name that also carries the precision. ``inception-v3`` is
+  torch-fidelity's InceptionV3 with a faster CPU path that leaves the features equal to ~1e-6
+  (``FastInceptionV3``).
+- the cache: torch-fidelity caches by whatever name it is given, so the real side's name is a hash
+  of its content (pixels or files, transform, count), the extractor, the weights' hash and the
+  precision. The generated side is never cached.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import torch
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
+
+from bench.features import feature_key
+from bench.registry import Registry
+from bench.weights import resolve_weights
+from dcgan.checkpoint import fingerprint
+from dcgan.config import DCGANConfig
+from dcgan.data import ImageDataset
+from dcgan.device import autocast
+from dcgan.fsutil import cache_dir
+from dcgan.nets import sample_z
+
+CACHE_VERSION = 1  # bump when the real side's features would change under the same cache-key fields
+METRICS = ("fid", "kid", "isc", "prc")  # what a run can ask for: torch-fidelity's own flags
+ROW_NAMES = {  # torch-fidelity's result keys -> our metric names, one result row each
+    "frechet_inception_distance": "fid",
+    "kernel_inception_distance_mean": "kid", "kernel_inception_distance_std": "kid_std",
+    "inception_score_mean": "is", "inception_score_std": "is_std",
+    "precision": "precision", "recall": "recall", "f_score": "f_score",
+}
+
+
+@dataclass(frozen=True)
+class Extractor:
+    """A feature extractor the metrics can run with, and how result rows name it."""
+
+    cls: type  # a torch_fidelity FeatureExtractorBase subclass, built from a weights file
+    convention: str  # the network, its weights and the resize: FID values are comparable only within one
+    weights: Callable[[str | None], Path]  # the weights file for a --inception-weights value (None: default)
+
+
+EXTRACTORS: Registry[Extractor] = Registry("feature extractor")
+
+
+class FastInceptionV3(FeatureExtractorInceptionV3):
+    """torch-fidelity's InceptionV3, same weights and same resize, faster on the CPU.
+
+    Batch norm is folded into the convolutions (one pass over each activation instead of three),
+    activations are channels_last (oneDNN's native layout: no reorder per convolution) and the
+    forward runs in inference mode. The features equal torch-fidelity's to ~1e-6 relative
+    (benchmarks/fid_throughput.py measures it). ``precision = "bf16"`` (a subclass per precision,
+    see ``torch_fidelity_name``) autocasts the convolutions: faster, but the features move by ~1e-2.
+    """
+
+    precision: ClassVar[str] = "fp32"
+
+    def __init__(self, name, features_list, **kwargs):
+        super().__init__(name, features_list, **kwargs)
+        for block in self.modules():
+            if isinstance(block, BasicConv2d):
+                block.conv, block.bn = fuse_conv_bn_eval(block.conv, block.bn), torch.nn.Identity()
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        with torch.inference_mode(), autocast(x.device, self.precision):
+            return tuple(f.float() for f in super().forward(x))
+
+
+CONVENTION = "tf-inception-2015-12-05, torch-fidelity bilinear resize"
+EXTRACTORS.register("inception-v3")(Extractor(FastInceptionV3, CONVENTION, resolve_weights))
+
+
+def torch_fidelity_name(extractor: str, precision: str) -> str:
+    """The name ``extractor`` at ``precision`` is registered under with torch-fidelity (once per process).
+
+    The precision is in the name because torch-fidelity builds extractors from a registered class and
+    names its cache files after it: bf16 features must never be served for fp32 ones.
+    """
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    name = f"dcgan-bench-{extractor}-{precision}"
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        base = EXTRACTORS.get(extractor).cls
+        register_feature_extractor(name, type(f"{base.__name__}_{precision}", (base,), {"precision": precision}))
+    return name
+
+
+# ---- inputs ------------------------------------------------------------------------------------------
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] -> uint8 0..255, rounded as torchvision's save_image does (so PNG samples of the
+    same z give the same pixels)."""
+    return (x.float() * 0.5 + 0.5).mul(255).add(0.5).clamp(0, 255).to(torch.uint8)
+
+
+class GeneratorSamples(torch.utils.data.Dataset):
+    """``n`` images of generator ``G`` as torch-fidelity takes them: uint8 3xSxS, grey repeated to RGB.
+
+    z for all ``n`` images is drawn up front from ``seed``, so the images do not depend on the batch
+    size; they are made one batch at a time (no grad) as the loader walks the indices in order, so
+    50,000 samples never sit in memory at once.
+    """
+
+    def __init__(self, G: torch.nn.Module, cfg: DCGANConfig, n: int, seed: int, device: torch.device,
+                 batch_size: int = 256, precision: str = "fp32"):
+        self.G, self.device, self.batch_size, self.precision = G.eval(), device, batch_size, precision
+        self.z = sample_z(n, cfg, torch.Generator().manual_seed(seed))
+        self._batch: tuple[int, torch.Tensor | None] = (-1, None)
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        b = i // self.batch_size
+        if self._batch[0] != b:
+            self._batch = (b, self._make(b))
+        return self._batch[1][i - b * self.batch_size]
+
+    @torch.no_grad()
+    def _make(self, b: int) -> torch.Tensor:
+        z = self.z[b * self.batch_size: (b + 1) * self.batch_size].to(self.device)
+        with autocast(self.device, self.precision):
+            x = to_uint8(self.G(z)).cpu()
+        return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
+
+
+class ImagesOnly(torch.utils.data.Dataset):
+    """A data set's images without their labels, as torch-fidelity takes them.
+
+    It counts reads: torch-fidelity reads the images only when it extracts their features, so a run
+    can tell a cache hit from a miss.
+    """
+
+    def __init__(self, data: ImageDataset):
+        if data.channels != 3:
+            raise ValueError(f"{data!r}: torch-fidelity needs 3 channels")
+        self.data, self.reads = data, 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        self.reads += 1
+        return self.data[i][0]
+
+
+# ---- the metrics -------------------------------------------------------------------------------------
+
+def real_cache_name(data: ImageDataset, extractor: str, weights: Path, precision: str) -> str:
+    """torch-fidelity's cache name for the real side: a hash of everything its features depend on."""
+    return "real-" + feature_key(kind="torch-fidelity", version=CACHE_VERSION, dataset=data.name, split=data.split,
+                                 transform=data.transform_id, n=len(data), content=data.fingerprint(),
+                                 extractor=extractor, weights=fingerprint(weights),
+                                 precision=precision)
+
+
+def calculate(fake: torch.utils.data.Dataset, real: ImagesOnly, real_name: str, *, metrics: tuple[str, ...],
+              extractor: str, weights: Path, device: torch.device, batch_size: int, precision: str,
+              seed: int, **options) -> dict[str, float]:
+    """torch-fidelity's ``metrics`` of ``fake`` (its input1: generated) against ``real`` (input2), by our
+    row names. ``options`` are torch-fidelity's own (kid_subsets, kid_subset_size, isc_splits, ...).
+
+    One extractor serves every metric, so precision/recall use the Inception pool3 features too
+    (torch-fidelity's default for them alone would be VGG-16). ``save_cpu_ram``: no loader worker
+    processes (our images are in memory or made by G in this process) and precision/recall computed
+    in parts, which gives the same numbers.
+    """
+    import torch_fidelity
+
+    values = torch_fidelity.calculate_metrics(
+        input1=fake, input2=real, input2_cache_name=real_name, cache=True, cache_root=str(cache_dir() / "fidelity"),
+        feature_extractor=torch_fidelity_name(extractor, precision),
+        feature_extractor_weights_path=str(weights), cuda=device.type == "cuda",
+        batch_size=batch_size, rng_seed=seed, save_cpu_ram=True, verbose=sys.stderr.isatty(),
+        **{m: m in metrics for m in METRICS}, **options)
+    return {ROW_NAMES[k]: float(v) for k, v in values.items() if k in ROW_NAMES}

@@ -1,0 +1,208 @@
+"""Generative quality: FID, KID, IS and precision/recall against a data set's real images, by torch-fidelity.
+
+Protocol (the numbers papers report since Heusel et al. 2017):
+1. Fake images: ``num_samples`` (50,000 by convention) from the generator, z drawn from the run's
+   seed, uint8 RGB (grey expanded); or every image of a folder (``--fake folder:PATH``), or another
+   split of the data set (``--fake split:test``: real against real).
+2. Real images: the data set's ``split`` (train by default) at the same size, 3 channels.
+3. torch-fidelity's metrics on Inception-v3 pool3 features (IS on its logits, fake side only): FID;
+   KID over 100 subsets of 1000; IS over 10 splits; precision/recall with k = 3, on the same
+   Inception features (torch-fidelity would use VGG-16 for them alone), so that one network, and
+   one weights file offline, serves all four.
+4. One row per number (KID and IS with their std as ``kid_std``, ``is_std``); the convention
+   (network, weights, resize) in the ``features`` column; the image counts in the params.
+
+``--ckpt`` may be a training run's ``ckpt/`` folder: every epoch's generator is measured against the
+same real features (extracted once, then cached), giving rows per checkpoint and a plot against the
+training step. FID is biased upwards at small counts: compare numbers at equal counts only.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tqdm.auto import tqdm
+
+from bench.results import Measurement
+from bench.tasks.base import TASKS, RunContext, Task
+from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
+from dcgan.data import load_dataset
+from dcgan.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FidParams:
+    fake: str = "generator"  # generator (--ckpt: g.pt or a run's ckpt/ folder), folder:PATH or split:NAME
+    split: str = "train"  # the real images (CIFAR-10 FIDs are against the 50k training images)
+    num_samples: int = 50_000  # generated images: the convention since Heusel et al. 2017
+    metrics: tuple[str, ...] = ()  # of fid, kid, isc, prc; empty: all four (isc only if the weights have logits)
+    image_size: int | None = None  # None: the generator's, or the fake folder's first image's short side
+    extractor: str = "inception-v3"
+    inception_batch_size: int = 64  # torch-fidelity's; on CPU 256 ran no faster and peaked at 3.2 GB (64: 1.5 GB)
+    inception_weights: str | None = None  # None: $DCGAN_BENCH_INCEPTION_WEIGHTS, `bench weights inception`, download
+    kid_subsets: int = 100  # torch-fidelity's KID settings (Binkowski et al. 2018)
+    kid_subset_size: int = 1000
+    isc_splits: int = 10  # Salimans et al. 2016
+    prc_neighborhood: int = 3  # Kynkaanniemi et al. 2019
+
+
+@dataclass(frozen=True)
+class FakeSource:
+    """What the real images are compared with, as typed after ``--fake``."""
+
+    kind: str  # generator, folder or split
+    where: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> "FakeSource":
+        kind, sep, where = text.partition(":")
+        if text == "generator" or (sep and where and kind in ("folder", "split")):
+            return cls(kind, where)
+        raise ConfigError(f"--fake {text!r}: expected generator, folder:PATH or split:NAME")
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "generator" else f"{self.kind}:{self.where}"
+
+
+@dataclass
+class _Fake:
+    """One set of fake images to measure: how to make it, how many, and what its rows say about it."""
+
+    make: Callable[[], object]  # -> a torch Dataset of uint8 3xSxS images (generators load only when used)
+    n: int
+    ckpt: Path | None = None  # set when it is one of several checkpoints
+    extra: dict = field(default_factory=dict)
+
+
+@TASKS.register("fid")
+class Fid(Task):
+    summary = "FID, KID, IS, precision/recall of a generator, folder or split vs real images (torch-fidelity)"
+    Params = FidParams
+    default_dataset = "cifar10"
+    needs = None  # a generator, a run's folder of them, or none (--fake folder/split): checked in run()
+
+    def run(self, ctx: RunContext, p: FidParams) -> list[Measurement]:
+        from bench import fidelity  # imports torch-fidelity: only runs of this task pay for it
+        from bench.weights import has_logits
+
+        source = FakeSource.parse(p.fake)
+        extractor = fidelity.EXTRACTORS.get(p.extractor)
+        weights = extractor.weights(p.inception_weights)
+        metrics = _choose_metrics(p.metrics, weights, has_logits(weights))
+        size, fakes = _fakes(ctx, p, source)
+        real = fidelity.ImagesOnly(ctx.split(p.split, size, 3))
+        _check_counts(p, metrics, min(f.n for f in fakes), len(real))
+        real_name = fidelity.real_cache_name(real.data, p.extractor, weights, ctx.precision)
+        features = extractor.convention + ("" if ctx.precision == "fp32" else f", {ctx.precision} autocast")
+        options = {k: getattr(p, k) for k in ("kid_subsets", "kid_subset_size", "isc_splits", "prc_neighborhood")}
+        common = {"n_real": len(real), "image_size": size, "weights_sha256": fingerprint(weights)}
+        out = []
+        for fake in tqdm(fakes, desc="checkpoints", unit="ckpt", disable=True if len(fakes) == 1 else None):
+            t0, reads = time.perf_counter(), real.reads
+            values = fidelity.calculate(fake.make(), real, real_name, metrics=metrics, extractor=p.extractor,
+                                        weights=weights, device=ctx.device, batch_size=p.inception_batch_size,
+                                        precision=ctx.precision, seed=ctx.seed, **options)
+            extracted = real.reads > reads
+            ctx.cache.misses += extracted  # the run's cache summary counts the real features too
+            ctx.cache.hits += not extracted
+            seconds = time.perf_counter() - t0
+            extra = {**common, "n_fake": fake.n, "real_features": "extracted" if extracted else "cached",
+                     "metric_seconds": round(seconds, 2), **fake.extra}
+            out += [Measurement(name, value, split=p.split, model=str(source), features=features, ckpt=fake.ckpt,
+                                extra=extra) for name, value in values.items()]
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items() if not k.endswith("_std"))
+            tqdm.write(f"{fake.ckpt.name if fake.ckpt else source}: {shown} ({fake.n} fake vs {len(real)} real "
+                       f"images, {seconds:.0f} s)", file=sys.stderr)
+        return out
+
+
+def _fakes(ctx: RunContext, p: FidParams, source: FakeSource) -> tuple[int, list[_Fake]]:
+    """The image size both sides are compared at, and the fake image sets to measure."""
+    from bench.fidelity import ImagesOnly
+
+    if source.kind == "generator":
+        return _generators(ctx, p)
+    if ctx.ckpt is not None:
+        raise ConfigError(f"--fake {source} compares images, not a checkpoint: drop --ckpt")
+    if source.kind == "folder":
+        # listing the folder decodes nothing: the first image's size is read off its header
+        size = p.image_size or _short_side(load_dataset("folder", root=source.where, image_size=1).items[0])
+        data = load_dataset("folder", root=source.where, image_size=size, channels=3)
+    elif p.image_size is None:
+        raise ConfigError(f"--fake {source} needs the image size both splits are compared at: --set image_size=N")
+    else:
+        size, data = p.image_size, ctx.split(source.where, p.image_size, 3)
+    return size, [_Fake(lambda: ImagesOnly(data), len(data))]
+
+
+def _generators(ctx: RunContext, p: FidParams) -> tuple[int, list[_Fake]]:
+    """The run's generator, or every epoch's generator of a training run's ckpt/ folder (loaded in turn)."""
+    if ctx.ckpt is None:
+        raise ConfigError("task 'fid' needs a generator: --ckpt g.pt (or a run's ckpt/ folder), or "
+                          "--fake folder:PATH / split:NAME")
+    several = ctx.ckpt.is_dir()
+    fakes, sizes = [], set()
+    for epoch, path in generator_checkpoints(ctx.ckpt) if several else [(None, ctx.ckpt)]:
+        _, cfg, blob = load_net(path, "generator")
+        sizes.add(cfg.image_size)
+        extra = {"epoch": epoch, "step": blob.get("meta", {}).get("step")} if several else {}
+        fakes.append(_Fake(functools.partial(_samples, ctx, p, path), p.num_samples, path if several else None, extra))
+    if len(sizes) > 1:
+        raise ConfigError(f"the generators in {ctx.ckpt} make images of different sizes ({sorted(sizes)})")
+    size = sizes.pop()
+    if p.image_size not in (None, size):
+        raise ConfigError(f"image_size={p.image_size}: the generator makes {size}x{size} images")
+    return size, fakes
+
+
+def _samples(ctx: RunContext, p: FidParams, path: Path):
+    from bench.fidelity import GeneratorSamples
+
+    G, cfg, _ = load_net(path, "generator")
+    return GeneratorSamples(G.to(ctx.device), cfg, p.num_samples, ctx.seed, ctx.device, ctx.batch_size, ctx.precision)
+
+
+def _choose_metrics(asked: tuple[str, ...], weights: Path, logits: bool) -> tuple[str, ...]:
+    """The metrics to compute; IS only with a real classifier layer, never from placeholder weights."""
+    from bench.fidelity import METRICS
+    from bench.weights import WeightsError
+
+    unknown = [m for m in asked if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; expected some of {', '.join(METRICS)}")
+    if not asked:
+        if not logits:
+            tqdm.write(f"IS skipped: the weights {weights} have no logits layer", file=sys.stderr)
+        return tuple(m for m in METRICS if m != "isc" or logits)
+    if "isc" in asked and not logits:
+        raise WeightsError(f"IS needs Inception's logits layer, which the weights {weights} lack (pool3-only "
+                           "weights, e.g. from `bench weights inception`); drop isc from --set metrics or use "
+                           "torch-fidelity's downloaded weights")
+    return asked
+
+
+def _check_counts(p: FidParams, metrics: tuple[str, ...], n_fake: int, n_real: int) -> None:
+    """Refuse, before any work, counts a metric cannot use (torch-fidelity would fail after extraction)."""
+    needs = {  # metric: (images needed on each side it uses, the parameter that sets it, those sides)
+        "fid": (2, None, (n_fake, n_real)),
+        "kid": (p.kid_subset_size, "kid_subset_size", (n_fake, n_real)),
+        "isc": (p.isc_splits, "isc_splits", (n_fake,)),
+        "prc": (p.prc_neighborhood + 1, "prc_neighborhood", (n_fake, n_real)),
+    }
+    for metric in metrics:
+        need, knob, sides = needs[metric]
+        if min(sides) < need:
+            fix = f"lower --set {knob}, " if knob else ""
+            raise ConfigError(f"{metric} needs at least {need} images on each side it uses, got {n_fake} fake and "
+                              f"{n_real} real: {fix}use more images, or leave {metric} out of --set metrics")
+
+
+def _short_side(path: str) -> int:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return min(image.size)
