@@ -55,10 +55,12 @@ def solver_table(args, tmp: Path) -> None:
     X_all = ctx.features("trained-d", "train", LayerSpec())
     y_all = ctx.labels("train", cfg)
     rng = np.random.default_rng(0)
-    rows = np.sort(rng.choice(len(y_all), args.rows + 2000, replace=False))
-    X = np.array(X_all[rows[: args.rows]], dtype=np.float32)
-    Xt = np.array(X_all[rows[args.rows:]], dtype=np.float32)
-    y, yt = y_all[rows[: args.rows]], y_all[rows[args.rows:]]
+    # split a random draw before sorting: the class-folder export is ordered by class
+    rows = rng.choice(len(y_all), args.rows + 2000, replace=False)
+    fit_rows, test_rows = np.sort(rows[: args.rows]), np.sort(rows[args.rows:])
+    X = np.array(X_all[fit_rows], dtype=np.float32)
+    Xt = np.array(X_all[test_rows], dtype=np.float32)
+    y, yt = y_all[fit_rows], y_all[test_rows]
     mean, std = moments(X)
     standardize_(X, mean, std)
     standardize_(Xt, mean, std)
