@@ -4,6 +4,7 @@ Summaries are computed here, never stored as rows, so a table only ever holds me
 """
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -26,7 +27,7 @@ REFERENCES: dict[tuple[str, str, str], list[tuple[float, str]]] = {
     ],
 }
 
-GROUP = ("task", "dataset", "model", "features", "split", "metric", "ckpt_sha256")
+GROUP = ("task", "dataset", "labels", "model", "features", "split", "metric", "ckpt_sha256")
 
 
 def load_rows(results_dir: str | Path, tasks: tuple[str, ...] = ()) -> list[dict]:
@@ -37,11 +38,11 @@ def load_rows(results_dir: str | Path, tasks: tuple[str, ...] = ()) -> list[dict
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """One entry per (task, data set, model, features, split, metric, checkpoint): mean, std, draws."""
+    """One entry per (task, data set, labels, model, features, split, metric, checkpoint): mean, std, draws."""
     groups: dict[tuple, list[float]] = defaultdict(list)
     seconds: dict[tuple, float] = {}
     for r in rows:
-        key = tuple(str(r.get(k, "")) for k in GROUP)
+        key = tuple(str(r.get(k, "")) if k != "labels" else _labels(r) for k in GROUP)
         groups[key].append(float(r["value"]))
         seconds[key] = float(r.get("seconds") or 0)
     out = []
@@ -53,16 +54,25 @@ def summarize(rows: list[dict]) -> list[dict]:
     return sorted(out, key=lambda e: tuple(e[k] for k in GROUP))
 
 
+def _labels(row: dict) -> str:
+    """The labelled-set size of a probe row ("100/class" or "all"), so that runs of the low-label and
+    the all-label protocol are never averaged together; empty for tasks without labels."""
+    params = json.loads(row.get("params") or "{}")
+    if "labels_per_class" not in params:
+        return ""
+    return "all" if params["labels_per_class"] is None else f"{params['labels_per_class']}/class"
+
+
 def _fmt(value: float, metric: str) -> str:
     return f"{100 * value:.2f}%" if metric in ("accuracy", "error", "val_accuracy") else f"{value:.4g}"
 
 
 def to_markdown(summary: list[dict], references: bool = False) -> str:
-    head = "| task | data set | model | features | split | metric | mean ± std | draws | checkpoint | run s |"
+    head = "| task | data set | labels | model | features | split | metric | mean ± std | draws | checkpoint | run s |"
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for e in summary:
         value = _fmt(e["mean"], e["metric"]) + (f" ± {_fmt(e['std'], e['metric'])}" if e["n"] > 1 else "")
-        lines.append(f"| {e['task']} | {e['dataset']} | {e['model']} | {e['features']} | {e['split']} | "
+        lines.append(f"| {e['task']} | {e['dataset']} | {e['labels']} | {e['model']} | {e['features']} | {e['split']} | "
                      f"{e['metric']} | {value} | {e['n']} | {e['ckpt_sha256'][:12]} | {e['seconds']:.0f} |")
     if references:
         shown = {(e["task"], e["dataset"], e["metric"]) for e in summary}

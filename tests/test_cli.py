@@ -70,4 +70,4 @@ def test_quickstart_trains_on_digits_and_probes_the_features(tmp_path):
     acc = df[df.metric == "accuracy"].set_index("model").value
     assert set(acc.index) == {"trained-d", "random-d", "raw-pixels"}
     assert acc["raw-pixels"] > 0.9  # 8x8 digits are easy for a linear SVM on pixels
-    assert "| svm | digits | trained-d |" in r.output
+    assert "| svm | digits | all | trained-d |" in r.output

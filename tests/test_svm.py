@@ -181,3 +181,16 @@ def test_bad_inputs_are_one_line_errors(tmp_path, args, expected):
     assert r.exit_code == 2, r.output
     assert expected in r.output and len(r.output.strip().splitlines()) == 1, r.output
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").glob("*.csv"))
+
+
+def test_report_keeps_low_label_and_all_label_runs_apart():
+    """Rows of the 100-per-class protocol and of the all-label one are never averaged together."""
+    from bench.report import summarize
+
+    base = {"task": "svm", "dataset": "digits", "model": "trained-d", "features": "all/max4", "split": "test",
+            "metric": "accuracy", "ckpt_sha256": "ab", "seconds": "1"}
+    rows = [{**base, "value": "0.8", "params": '{"labels_per_class": 100}'},
+            {**base, "value": "0.82", "params": '{"labels_per_class": 100}'},
+            {**base, "value": "0.9", "params": '{"labels_per_class": null}'}]
+    summary = {e["labels"]: (round(e["mean"], 4), e["n"]) for e in summarize(rows)}
+    assert summary == {"100/class": (0.81, 2), "all": (0.9, 1)}
