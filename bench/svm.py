@@ -167,6 +167,12 @@ class _Preconditioner:
         return self._apply(W, -1.0)
 
 
+def _row_blocks(X: np.ndarray):
+    """Row slices of X of about ``_BLOCK_BYTES`` each (at least 64 rows)."""
+    step = max(64, _BLOCK_BYTES // (X.itemsize * X.shape[1]))
+    return (slice(s, s + step) for s in range(0, len(X), step))
+
+
 class L2SVM:
     """One-vs-rest squared-hinge linear SVM; ``W`` (d+1, K) holds the weights, the bias in its last row.
 
@@ -192,12 +198,11 @@ class L2SVM:
     def _fun_grad(self, X: np.ndarray, Y: np.ndarray, W: np.ndarray) -> tuple[float, np.ndarray]:
         """Objective and gradient at ``W`` (float32, d+1 x K) in one pass over row blocks of X, so
         each block is read from memory once for both products."""
-        n, d = X.shape
+        d = X.shape[1]
         grad = W.astype(np.float64)
         loss = 0.0
-        step = max(64, _BLOCK_BYTES // (4 * d))
-        for s in range(0, n, step):
-            Xb, Yb = X[s: s + step], Y[s: s + step]
+        for rows in _row_blocks(X):
+            Xb, Yb = X[rows], Y[rows]
             Z = Xb @ W[:d]
             Z += W[d]
             M = np.maximum(1 - Yb * Z, 0)  # squared-hinge margins; zero outside the active set
@@ -209,8 +214,7 @@ class L2SVM:
 
     def _active(self, X: np.ndarray, Y: np.ndarray, W: np.ndarray) -> np.ndarray:
         d = X.shape[1]
-        step = max(64, _BLOCK_BYTES // (4 * d))
-        inside = sum(((Y[s: s + step] * (X[s: s + step] @ W[:d] + W[d])) < 1).sum(0) for s in range(0, len(X), step))
+        inside = sum(((Y[rows] * (X[rows] @ W[:d] + W[d])) < 1).sum(0) for rows in _row_blocks(X))
         return np.maximum(inside / len(X), 0.01)
 
     def fit(self, X: np.ndarray, y: np.ndarray, warm_start: np.ndarray | None = None,

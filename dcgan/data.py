@@ -101,6 +101,13 @@ class TensorImageDataset(ImageDataset):
         return h.hexdigest()
 
 
+def _file_identity(path: str | os.PathLike) -> bytes:
+    """A file's absolute path, size and modification time: what a content fingerprint can afford to
+    read when hashing the bytes would cost as much as decoding them."""
+    st = os.stat(path)
+    return f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
+
+
 class FileImageDataset(ImageDataset):
     """Images decoded per item from files: converted to RGB or L, short side resized, centre-cropped.
 
@@ -128,8 +135,7 @@ class FileImageDataset(ImageDataset):
         file to hash its pixels would cost as much as using them)."""
         h = hashlib.sha256(self.transform_id.encode())
         for path in self.items:
-            st = os.stat(path)
-            h.update(f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            h.update(_file_identity(path))
         return h.hexdigest()
 
     def _source(self, i: int) -> tuple[str | io.BytesIO, str]:
@@ -146,9 +152,8 @@ class LmdbImageDataset(FileImageDataset):
 
     def fingerprint(self) -> str:
         """The hash of the lmdb's data file (path, size, modification time), the keys and the transform."""
-        data = Path(self.lmdb_path) / "data.mdb"
-        st = data.stat()
-        h = hashlib.sha256(f"{self.transform_id}\0{data.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        h = hashlib.sha256(self.transform_id.encode())
+        h.update(_file_identity(Path(self.lmdb_path) / "data.mdb"))
         for key in self.items:
             h.update(key + b"\n")
         return h.hexdigest()
