@@ -109,3 +109,20 @@ def test_ddp_two_cpu_processes_agree(tmp_path):
     assert not torch.equal(r0["G.main.0.weight"], init.G.main[0].weight)
     assert read_checkpoint(out / "checkpoint.pt")["step"] == 3
     assert len(read_checkpoint(out / "checkpoint.pt")["noise_rng"]) == 2
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch):
+    """Emulated bf16 ran a DCGAN step about 40x slower than fp32 on an AVX2 CPU: say so, don't hide it."""
+    import warnings
+
+    from dcgan import device
+
+    for native in (False, True):
+        device.warn_if_bf16_is_emulated.cache_clear()
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with device.autocast(torch.device("cpu"), "bf16"):
+                pass
+        assert len([w for w in caught if "no native bf16" in str(w.message)]) == (0 if native else 1)
+    device.warn_if_bf16_is_emulated.cache_clear()

@@ -75,7 +75,7 @@ class SvmProbe(Task):
     """L2-SVM on D's features for any labelled data set (``bench run svm --dataset NAME``)."""
 
     summary = "L2-SVM on max-pooled D features (paper section 5), with raw-pixel and random-D baselines"
-    version = 2  # 2: the solver stops on its estimate of the relative objective gap (1: on the gradient)
+    version = 3  # 3: per-class L-BFGS with exact line search; 2: stop on the estimated objective gap; 1: on the gradient
     needs = "discriminator"
     Params = SvmParams
     default_dataset = "cifar10"
