@@ -159,6 +159,28 @@ def test_c_grid_extends_past_its_edge(tmp_path):
     assert float(params["C"]) > 1e-6
 
 
+def test_c_grid_stops_climbing_once_validation_falls(tmp_path):
+    """With patience 2 the grid is walked upwards only until two C in a row score below the best."""
+    import json
+
+    from bench.run import run
+
+    root = write_digits_as("digits", tmp_path)
+    _, d = tiny_checkpoints(tmp_path / "ckpt", nc=1)
+    grid = [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
+    res = run("svm", ckpt=d, dataset="digits", device="cpu", results_dir=tmp_path / "results",
+              overrides={"c_grid": ",".join(map(str, grid)), "val_size": "300", "baselines": "raw-pixels",
+                         "patience": "2"})
+    for row in res.rows:
+        by_c = {float(c): a for c, a in json.loads(row["params"])["val_accuracy_by_C"].items()}
+        tried = sorted(by_c)
+        best = max(tried, key=by_c.get)
+        assert tried == grid[: len(tried)], tried  # a prefix of the grid (no edge extension here)
+        assert len(tried) == len(grid) or tried.index(best) == len(tried) - 3, by_c
+        assert all(by_c[c] <= by_c[best] for c in tried[tried.index(best) + 1:])
+    assert any(len(json.loads(r["params"])["val_accuracy_by_C"]) < len(grid) for r in res.rows), "never stopped early"
+
+
 @pytest.mark.parametrize("args,expected", [
     (["--ckpt", "{g}"], "holds a generator, expected a discriminator"),
     (["--ckpt", "{d}", "--features", "conv7/max4"], "unknown layer(s) conv7"),

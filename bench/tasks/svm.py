@@ -38,6 +38,7 @@ EDGE_EXTENSIONS = 4  # how many times the C grid may grow past an edge
 class SvmParams:
     features: str = "all/max4"  # paper: all layers, max-pooled to 4x4
     c_grid: tuple[float, ...] = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)  # authors' SVHN script
+    patience: int = 2  # stop going up the grid after this many C in a row below the best (0: whole grid)
     labels_per_class: int | None = None  # None: every training label (paper's CIFAR-10 table)
     val_size: int = 5000  # held out of train for choosing C (at most a fifth of the training split)
     draws: int = 1  # labelled subsets drawn (each a result row)
@@ -122,6 +123,8 @@ class SvmProbe(Task):
         grid = sorted(p.c_grid)
         for C in tqdm(grid, desc="choosing C", unit="C", disable=None, leave=False):
             score(C)
+            if p.patience and _falls_since_best(scores) >= p.patience:
+                break  # larger C fit slowest (worst conditioned) and validation accuracy is falling
         step = grid[1] / grid[0] if len(grid) > 1 else 10.0
         for _ in range(EDGE_EXTENSIONS):  # grow the grid while the best C sits on its edge
             best = max(scores, key=scores.get)
@@ -148,6 +151,12 @@ class SvmProbe(Task):
                      Measurement("C", best_c, draw=draw, split="val", extra=extra),
                      Measurement("val_accuracy", scores[best_c], draw=draw, split="val", extra=extra)]
         return rows
+
+
+def _falls_since_best(scores: dict[float, float]) -> int:
+    """How many C, scored in increasing order, came after the best one (none of them better)."""
+    order = sorted(scores)
+    return len(order) - 1 - order.index(max(order, key=scores.get))
 
 
 class _CPath:
