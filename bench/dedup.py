@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,8 +146,9 @@ def load_autoencoder(path: str | Path) -> tuple[HashAutoencoder, dict]:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         net = HashAutoencoder(blob["state_dict"]["encoder.weight"].shape[0])
         net.load_state_dict(blob["state_dict"])
-    except (OSError, RuntimeError, KeyError, TypeError, EOFError) as e:
-        raise ConfigError(f"{path}: not a hashing autoencoder saved by the dedup task ({e})") from e
+    except (OSError, RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"{path}: not a hashing autoencoder saved by the dedup task ({reason})") from e
     return net.eval(), blob.get("info", {})
 
 

@@ -182,8 +182,13 @@ def test_truncated_jpeg_is_reported_and_skipped(tmp_path):
     assert skipped.image.tolist() == [str(broken)]
 
 
-def test_empty_folder_is_a_one_line_error(tmp_path):
+def test_empty_folder_and_a_wrong_autoencoder_file_are_one_line_errors(tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     r = _run(tmp_path, tmp_path / "empty")
     assert r.exit_code == 2
     assert "no images found under" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    root = write_digits_folder(tmp_path / "photos", per_class=1)
+    not_ae = next(root.rglob("*.jpg"))
+    r = _run(tmp_path, root, "--ae", str(not_ae))
+    assert r.exit_code == 2
+    assert "not a hashing autoencoder" in r.output and len(r.output.strip().splitlines()) == 1, r.output
