@@ -71,6 +71,16 @@ def test_the_hash_is_the_active_code_units(digits):
     assert 0.2 < active.float().mean() < 0.8  # centred inputs: no collapse onto a few active units
 
 
+def test_chunked_hashing_gives_the_codes_of_one_pass(digits):
+    _, net, injected = digits
+    hashers = {"ae-hash": net.hash, "phash": dedup.phash}
+    small, whole = (dedup.hash_collection(injected, hashers, chunk) for chunk in (7, 10_000))
+    assert np.array_equal(small.ids, np.arange(len(injected))) and np.array_equal(small.ids, whole.ids)
+    for method in hashers:
+        assert np.array_equal(small.codes[method], whole.codes[method]), method
+    assert small.codes["ae-hash"].shape == (260, 16) and small.codes["phash"].shape == (260, 8)
+
+
 def test_clusters_are_connected_components_keeping_the_lowest_index():
     pairs = dedup.Pairs(np.array([0, 3, 7, 2, 1]), np.array([3, 5, 8, 9, 9]), np.zeros(5, dtype=np.int64))
     c = dedup.cluster(pairs, 11)
