@@ -22,6 +22,7 @@ import csv
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -88,6 +89,7 @@ class Dedup(Task):
             readable = set(hashed.ids.tolist())
             truth = {pair: e for pair, e in collection.truth().items() if readable.issuperset(pair)}
 
+        ae_extra = {k: v for k, v in ae_info.items() if k != "recipe"}  # the recipe is in the params already
         out, clustered = [], []
         for method in p.methods:
             bits = hashed.codes[method].shape[1] * 8
@@ -105,8 +107,7 @@ class Dedup(Task):
                 if p.inject:
                     found = set(zip(hashed.ids[pairs.i].tolist(), hashed.ids[pairs.j].tolist()))
                     values.update(score(found, truth, len(data)))
-                extra = {"n_injected": len(truth), **({k: v for k, v in ae_info.items() if k != "recipe"}
-                                                      if method == "ae-hash" else {})}
+                extra = {"n_injected": len(truth), **(ae_extra if method == "ae-hash" else {})}
                 out += [Measurement(metric, value, split=p.split, model=method, features=f"{bits}-bit r={r}",
                                     extra=extra) for metric, value in values.items()]
                 clustered.append((method, r, clusters, hashed.codes[method]))
@@ -131,10 +132,13 @@ class Dedup(Task):
                 for row, c, kept_row, d in zip(rows, clusters.label[rows], kept_rows, distance):
                     index = int(hashed.ids[row])
                     w.writerow([method, r, int(c), item_name(collection, index), index, int(row == kept_row), int(d)])
+        skipped = Path(f"{ctx.outputs}_skipped.csv")
         if hashed.skipped:
-            with atomic_path(f"{ctx.outputs}_skipped.csv") as tmp, open(tmp, "w", newline="") as f:
+            with atomic_path(skipped) as tmp, open(tmp, "w", newline="") as f:
                 csv.writer(f).writerows([("image", "reason"), *hashed.skipped])
-        method, r, clusters, codes = max((c for c in clustered if c[0] == clustered[0][0]), key=lambda c: c[1])
+        else:  # a re-run after the files were mended leaves no stale list
+            skipped.unlink(missing_ok=True)
+        _, _, clusters, codes = max((c for c in clustered if c[0] == p.methods[0]), key=lambda c: c[1])
         rng = np.random.default_rng(ctx.seed)
         shown = np.sort(rng.choice(len(clusters), min(len(clusters), p.sheet_clusters), replace=False))
         sheet = []
@@ -144,4 +148,4 @@ class Dedup(Task):
             sheet.append([(collection[int(hashed.ids[m])][0],
                            f"c{c} kept" if m == kept else f"d={int(hamming(codes[m], codes[kept]))}", m == kept)
                           for m in members])
-        contact_sheet(sheet, ctx.outputs.with_name(f"{ctx.outputs.name}_clusters.png"))
+        contact_sheet(sheet, Path(f"{ctx.outputs}_clusters.png"))
