@@ -75,7 +75,7 @@ class HashAutoencoder(torch.nn.Module):
 
     Inputs are pixels in [-1, 1] minus the training images' mean image (``mean``, saved with the
     weights). Without centring, a collection with a large constant background (digits: 80% black)
-    trains into codes with 2-4% active units that nearly all collide; centred, half the units are
+    trains into codes with 2-5% active units that nearly all collide; centred, half the units are
     active on digits and CIFAR-10 alike.
     """
 
