@@ -169,10 +169,14 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
               help="fid: Inception weights file (default: $DCGAN_BENCH_INCEPTION_WEIGHTS, then the file "
                    "`bench weights inception` writes, then torch-fidelity's download).")
+@click.option("--ae", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="dedup: a trained hashing autoencoder (e.g. another collection's) instead of training one.")
+@click.option("--inject", type=click.IntRange(1), default=None,
+              help="dedup: append N edited copies of N images and measure precision/recall on them.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any task parameter (see `bench list`).")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True)
 def run(task, ckpt, dataset, data_root, seed, subset, device, precision, batch_size, features, labels_per_class,
-        baselines, solver, fake, split, num_samples, inception_weights, sets, results_dir):
+        baselines, solver, fake, split, num_samples, inception_weights, ae, inject, sets, results_dir):
     """Run benchmark TASK (see `bench list`) and write its rows to results/TASK.csv.
 
     \b
@@ -183,13 +187,15 @@ def run(task, ckpt, dataset, data_root, seed, subset, device, precision, batch_s
       bench run fid --ckpt runs/cifar10/g.pt --data-root ~/data/cifar10
       bench run fid --ckpt runs/cifar10/ckpt/ --num-samples 10000     (every epoch: FID vs step + PNG)
       bench run fid --fake folder:samples/ --dataset folder --data-root other/
+      bench run dedup --data-root photos/ --set radius=0,2   (a folder of images; or --dataset lsun)
+      bench run dedup --dataset cifar10 --data-root ~/data/cifar10 --inject 1000
     """
     from bench.run import run as run_task
 
     overrides = _parse_sets(sets)
     for key, value in (("features", features), ("labels_per_class", labels_per_class), ("solver", solver),
                        ("fake", fake), ("split", split), ("num_samples", num_samples),
-                       ("inception_weights", inception_weights)):
+                       ("inception_weights", inception_weights), ("ae", ae), ("inject", inject)):
         if value is not None:
             overrides[key] = str(value)
     if baselines:

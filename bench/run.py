@@ -74,6 +74,7 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
         {"task": task, "version": task_cls.version, "ckpt": ctx.ckpt_sha256, "dataset": dataset,
          "data_root": data_root, "params": params_dict, "seed": seed, "subset": subset, "precision": precision},
         sort_keys=True, default=str).encode()).hexdigest()[:16]
+    ctx.outputs = Path(results_dir) / task / run_id
 
     t0 = time.perf_counter()
     measurements = task_cls().run(ctx, params)

@@ -86,6 +86,9 @@ class RunContext:
     batch_size: int = 256
     precision: str = "fp32"
     cache: FeatureCache = field(default_factory=FeatureCache)
+    # <results>/<task>/<run_id>: the prefix of files a task writes beside its rows (e.g. dedup's clusters
+    # CSV), set by the runner; a re-run overwrites its own files as it replaces its own rows
+    outputs: Path | None = None
     _nets: dict = field(default_factory=dict)
     _splits: dict = field(default_factory=dict)
 

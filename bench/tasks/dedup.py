@@ -1,0 +1,151 @@
+"""Near-duplicate detection with the paper's autoencoder semantic hash (section 4.1.1), against pHash.
+
+Protocol:
+1. The data set's ``split`` at 32x32 (resized, centre-cropped), 3 channels; with ``inject=k``, k
+   edited copies of k distinct images are appended and their (source, copy) pairs are the ground truth.
+2. The hashing autoencoder (``bench.dedup.AERecipe``) trained on the original images (not the copies),
+   cached by the data's content fingerprint, transform, recipe and seed; or ``ae=PATH`` to reuse one.
+3. One streaming pass hashes every image with each method: ``ae-hash`` (128 bits, the paper's) and
+   ``phash`` (imagehash's 64-bit pHash, the baseline). Undecodable images are reported and skipped.
+4. Per method and radius: pairs within that Hamming distance, clusters (connected components), the
+   lowest index of a cluster kept and the rest flagged; with ``inject``, precision on pairs
+   involving an injected image, recall of the injected pairs, F1 and the recall of each edit.
+
+Beside its rows, a run writes ``<results>/dedup/<run_id>_clusters.csv`` (every clustered image per
+method and radius: cluster, kept or flagged, Hamming distance to the kept image), a contact sheet
+``<run_id>_clusters.png`` of sample clusters (the first method, its largest radius) and, when images
+were skipped, ``<run_id>_skipped.csv`` (image, reason).
+"""
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from bench.dedup import SIDE, AERecipe
+from bench.inject import EDITS
+from bench.results import Measurement
+from bench.tasks.base import TASKS, RunContext, Task
+from dcgan.errors import ConfigError
+from dcgan.fsutil import atomic_path
+
+METHODS = ("ae-hash", "phash")
+SHEET_MEMBERS = 8  # images shown per cluster on the contact sheet
+
+
+@dataclass(frozen=True)
+class DedupParams(AERecipe):
+    split: str = "train"
+    radius: tuple[int, ...] = (0,)  # ae-hash radii; paper: 0, exact hash collisions
+    phash_radius: tuple[int, ...] = (0,)  # phash radii (64 bits)
+    methods: tuple[str, ...] = METHODS
+    inject: int = 0  # edited copies appended as ground truth; 0: none
+    edits: tuple[str, ...] = tuple(EDITS)  # the edits of the copies, in turn
+    ae: str | None = None  # a trained autoencoder file (e.g. from another collection's cache) instead of training
+    chunk: int = 4096  # images decoded and hashed at a time
+    sheet_clusters: int = 16  # clusters drawn on the contact sheet
+
+
+@TASKS.register("dedup")
+class Dedup(Task):
+    name = "dedup"
+    summary = "near-duplicates by the paper's 128-bit autoencoder hash (section 4.1.1) vs pHash, faiss search"
+    Params = DedupParams
+    default_dataset = "folder"
+
+    def run(self, ctx: RunContext, p: DedupParams) -> list[Measurement]:
+        from bench import dedup
+        from bench.inject import Injected, score
+        from dcgan.data import load_dataset
+
+        unknown = [m for m in p.methods if m not in METHODS]
+        if unknown or not p.methods:
+            raise ConfigError(f"unknown method(s) {unknown}; expected some of {', '.join(METHODS)}")
+        if min(p.radius + p.phash_radius, default=0) < 0:
+            raise ConfigError("radius and phash_radius must be at least 0")
+        data = load_dataset(ctx.dataset, p.split, root=ctx.data_root, image_size=SIDE, channels=3,
+                            subset=ctx.subset, seed=ctx.seed)
+        collection = Injected(data, p.inject, p.edits, ctx.seed) if p.inject else data
+        hashers, ae_info = {}, {}
+        if "ae-hash" in p.methods:
+            if p.ae:
+                net, ae_info = dedup.load_autoencoder(p.ae)
+                ae_info = {**ae_info, "ae": p.ae, "ae_source": "given"}
+            else:
+                net, ae_info = dedup.autoencoder_for(data, AERecipe.of(p), ctx.seed, p.chunk)
+            hashers["ae-hash"] = net.hash
+        if "phash" in p.methods:
+            hashers["phash"] = dedup.phash
+        hashed = dedup.hash_collection(collection, hashers, p.chunk)
+        for _, reason in hashed.skipped:
+            tqdm.write(f"skipped: {reason}", file=sys.stderr)
+        truth = {}
+        if p.inject:
+            readable = set(hashed.ids.tolist())
+            truth = {pair: e for pair, e in collection.truth().items() if readable.issuperset(pair)}
+
+        ae_extra = {k: v for k, v in ae_info.items() if k != "recipe"}  # the recipe is in the params already
+        out, clustered = [], []
+        for method in p.methods:
+            bits = hashed.codes[method].shape[1] * 8
+            for r in p.radius if method == "ae-hash" else p.phash_radius:
+                t0 = time.perf_counter()
+                pairs = dedup.find_pairs(hashed.codes[method], r)
+                clusters = dedup.cluster(pairs, len(hashed.ids))
+                search = time.perf_counter() - t0
+                values = {"images": len(hashed.ids), "images_skipped": len(hashed.skipped), "pairs": len(pairs),
+                          "clusters": len(clusters), "flagged": len(clusters.flagged), "radius": r,
+                          "seconds_read": hashed.seconds["read"], "seconds_hash": hashed.seconds[method],
+                          "seconds_search": search}
+                if method == "ae-hash":  # 0 when the autoencoder came from the cache or --ae
+                    values["seconds_train"] = ae_info["train_seconds"] if ae_info["ae_source"] == "trained" else 0.0
+                if p.inject:
+                    found = set(zip(hashed.ids[pairs.i].tolist(), hashed.ids[pairs.j].tolist()))
+                    values.update(score(found, truth, len(data)))
+                extra = {"n_injected": len(truth), **(ae_extra if method == "ae-hash" else {})}
+                out += [Measurement(metric, value, split=p.split, model=method, features=f"{bits}-bit r={r}",
+                                    extra=extra) for metric, value in values.items()]
+                clustered.append((method, r, clusters, hashed.codes[method]))
+                shown = ", ".join(f"{k} {values[k]:.3g}" for k in ("pairs", "flagged", "precision", "recall")
+                                  if k in values)
+                tqdm.write(f"{method} r={r}: {shown} ({search:.1f} s search)", file=sys.stderr)
+        if ctx.outputs is not None:
+            self._write(ctx, p, collection, hashed, clustered)
+        return out
+
+    def _write(self, ctx, p, collection, hashed, clustered) -> None:
+        """The clusters CSV, the contact sheet and, if any image was skipped, the skipped list."""
+        from bench.dedup import contact_sheet, hamming, item_name
+
+        with atomic_path(f"{ctx.outputs}_clusters.csv") as tmp, open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["method", "radius", "cluster", "image", "index", "kept", "distance"])
+            for method, r, clusters, codes in clustered:
+                rows = np.flatnonzero(clusters.label >= 0)
+                kept_rows = clusters.kept[clusters.label[rows]]
+                distance = hamming(codes[rows], codes[kept_rows])
+                for row, c, kept_row, d in zip(rows, clusters.label[rows], kept_rows, distance):
+                    index = int(hashed.ids[row])
+                    w.writerow([method, r, int(c), item_name(collection, index), index, int(row == kept_row), int(d)])
+        skipped = Path(f"{ctx.outputs}_skipped.csv")
+        if hashed.skipped:
+            with atomic_path(skipped) as tmp, open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows([("image", "reason"), *hashed.skipped])
+        else:  # a re-run after the files were mended leaves no stale list
+            skipped.unlink(missing_ok=True)
+        _, _, clusters, codes = max((c for c in clustered if c[0] == p.methods[0]), key=lambda c: c[1])
+        rng = np.random.default_rng(ctx.seed)
+        shown = np.sort(rng.choice(len(clusters), min(len(clusters), p.sheet_clusters), replace=False))
+        sheet = []
+        for c in shown:
+            members = np.flatnonzero(clusters.label == c)[:SHEET_MEMBERS]
+            kept = clusters.kept[c]
+            sheet.append([(collection[int(hashed.ids[m])][0],
+                           f"c{c} kept" if m == kept else f"d={int(hamming(codes[m], codes[kept]))}", m == kept)
+                          for m in members])
+        contact_sheet(sheet, Path(f"{ctx.outputs}_clusters.png"))

@@ -1,0 +1,206 @@
+"""Near-duplicate detection on real digits written as JPEG files: the faiss search against a brute-force
+Hamming computation, clusters, injected edits and their scores, bad files, and `bench run dedup`."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from bench import dedup
+from bench.cli import main
+from bench.inject import EDITS, Injected, score
+from bench.results import RESULT_COLUMNS
+from dcgan.data import load_dataset
+from fixtures_tasks import digits_images
+
+QUICK = ["--set", "epochs=2", "--set", "radius=0,3", "--set", "phash_radius=0,6"]
+
+
+def write_digits_folder(root, per_class=20):
+    """Real handwritten digits, 32x32, as JPEG files under root/<digit>/<i>.jpg (the folder data set's format)."""
+    images, labels = digits_images(32, {"train": per_class})["train"]
+    for i, (image, label) in enumerate(zip(images, labels)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).convert("RGB").save(root / str(label) / f"{i:04d}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """The folder data set of 200 digit JPEGs, a small autoencoder trained on it, and 60 injected copies."""
+    data = load_dataset("folder", root=write_digits_folder(tmp_path_factory.mktemp("digits")), image_size=32,
+                        channels=3)
+    images = torch.stack([data[i][0] for i in range(len(data))])
+    net, _ = dedup.train_autoencoder(images, dedup.AERecipe(epochs=3), seed=0)
+    return data, net, Injected(data, 60, tuple(EDITS), seed=0)
+
+
+def brute_force_pairs(codes, radius):
+    """Every (i, j, distance), i < j, within ``radius``, from the full distance matrix."""
+    D = dedup.hamming(codes[:, None], codes[None])
+    i, j = np.nonzero(np.triu(D <= radius, 1))
+    return set(zip(i.tolist(), j.tolist(), D[i, j].tolist()))
+
+
+def test_search_matches_brute_force_hamming(digits):
+    data, net, _ = digits
+    images = torch.stack([data[i][0] for i in range(len(data))])
+    images = torch.cat([images, images[[5, 5, 17, 40]]])  # exact copies: a group of three, two of two
+    for codes in (net.hash(images), dedup.phash(images)):
+        counts = []
+        for r in (0, 1, 3, 8):
+            pairs = dedup.find_pairs(codes, r)
+            found = set(zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist()))
+            assert found == brute_force_pairs(codes, r) and len(found) == len(pairs), r
+            counts.append(len(pairs))
+        assert counts[-1] > counts[0] >= 5  # the copies collide; similar digits come within larger radii
+
+
+def test_the_hash_is_the_active_code_units(digits):
+    data, net, _ = digits
+    images = torch.stack([data[i][0] for i in range(8)])
+    codes = net.hash(images)
+    assert codes.shape == (8, 16) and codes.dtype == np.uint8
+    with torch.no_grad():
+        active = torch.relu(net.encoder(images.reshape(8, -1).float() / 127.5 - 1 - net.mean)) > 0
+    assert (np.unpackbits(codes, axis=1) == active.numpy()).mean() > 0.999
+    assert len(np.unique(codes, axis=0)) == 8  # eight different digits, eight different hashes
+    assert 0.2 < active.float().mean() < 0.8  # centred inputs: no collapse onto a few active units
+
+
+def test_chunked_hashing_gives_the_codes_of_one_pass(digits):
+    _, net, injected = digits
+    hashers = {"ae-hash": net.hash, "phash": dedup.phash}
+    small, whole = (dedup.hash_collection(injected, hashers, chunk) for chunk in (7, 10_000))
+    assert np.array_equal(small.ids, np.arange(len(injected))) and np.array_equal(small.ids, whole.ids)
+    for method in hashers:
+        assert np.array_equal(small.codes[method], whole.codes[method]), method
+    assert small.codes["ae-hash"].shape == (260, 16) and small.codes["phash"].shape == (260, 8)
+
+
+def test_clusters_are_connected_components_keeping_the_lowest_index():
+    pairs = dedup.Pairs(np.array([0, 3, 7, 2, 1]), np.array([3, 5, 8, 9, 9]), np.zeros(5, dtype=np.int64))
+    c = dedup.cluster(pairs, 11)
+    assert c.kept.tolist() == [0, 1, 7]
+    assert c.label.tolist() == [0, 1, 1, 0, -1, 0, -1, 2, 2, 1, -1]
+    assert c.flagged.tolist() == [2, 3, 5, 8, 9]
+    none = dedup.cluster(dedup.find_pairs(np.zeros((0, 16), np.uint8), 0), 0)
+    assert len(none) == 0 and len(none.flagged) == 0
+
+
+def test_edits_change_pixels_deterministically(digits):
+    data, _, _ = digits
+    image = data[3][0].permute(1, 2, 0).numpy()
+    for name, edit in EDITS.items():
+        a, b = edit(image, np.random.default_rng(1)), edit(image, np.random.default_rng(1))
+        assert a.shape == image.shape and a.dtype == np.uint8 and np.array_equal(a, b), name
+        assert np.array_equal(a, image) == (name == "copy"), name
+    shifted = EDITS["shift"](image, np.random.default_rng(1))
+    moved = [np.array_equal(np.roll(image, s, axis)[3:-3, 3:-3], shifted[3:-3, 3:-3])
+             for axis in (0, 1) for s in (-3, -2, -1, 1, 2, 3)]
+    assert sum(moved) == 1  # one pure translation by 1-3 px
+
+
+def test_injected_pairs_scored_against_brute_force(digits):
+    data, net, injected = digits
+    n = len(data)
+    images = torch.stack([injected[i][0] for i in range(len(injected))])
+    truth = injected.truth()
+    src, copy = np.array(list(truth)).T
+    assert len(truth) == 60 and (copy >= n).all() and len(set(src)) == 60
+    for codes in (net.hash(images), dedup.phash(images)):
+        D = dedup.hamming(codes[:, None], codes[None])
+        for r in (0, 4):
+            pairs = dedup.find_pairs(codes, r)
+            got = score(set(zip(pairs.i.tolist(), pairs.j.tolist())), truth, n)
+            found = np.triu(D <= r, 1)
+            involved = found[:, n:].sum()  # pairs whose higher index is an injected copy
+            hits = found[src, copy].sum()
+            assert got["precision"] == pytest.approx(hits / involved)
+            assert got["recall"] == pytest.approx(hits / 60)
+            assert got["recall_copy"] == 1.0  # an exact copy always collides
+        assert got["recall"] > 1 / len(EDITS)  # more than the copies are found at radius 4
+
+
+def test_autoencoder_cache_key_follows_data_recipe_and_seed():
+    base = dedup.autoencoder_cache_path("abc", "t", dedup.AERecipe(), 0)
+    assert base == dedup.autoencoder_cache_path("abc", "t", dedup.AERecipe(), 0)
+    others = [dedup.autoencoder_cache_path("abd", "t", dedup.AERecipe(), 0),
+              dedup.autoencoder_cache_path("abc", "u", dedup.AERecipe(), 0),
+              dedup.autoencoder_cache_path("abc", "t", dedup.AERecipe(noise_std=0.3), 0),
+              dedup.autoencoder_cache_path("abc", "t", dedup.AERecipe(), 1)]
+    assert len({base, *others}) == 5
+
+
+def _run(tmp_path, root, *extra):
+    args = ["run", "dedup", "--data-root", str(root), "--device", "cpu", "--results", str(tmp_path / "results"),
+            *QUICK, *extra]
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def test_bench_run_dedup_end_to_end(tmp_path):
+    root = write_digits_folder(tmp_path / "photos", per_class=10)
+    r = _run(tmp_path, root, "--inject", "30")
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(tmp_path / "results" / "dedup.csv")
+    assert tuple(df.columns) == RESULT_COLUMNS
+    assert set(df.model) == {"ae-hash", "phash"}
+    assert set(df.features) == {"128-bit r=0", "128-bit r=3", "64-bit r=0", "64-bit r=6"}
+    value = df.set_index(["model", "features", "metric"]).value
+    assert value["ae-hash", "128-bit r=0", "images"] == 130
+    assert value["ae-hash", "128-bit r=0", "recall_copy"] == 1.0
+    for metric in ("pairs", "clusters", "flagged", "precision", "recall", "f1", "seconds_search", "seconds_train"):
+        assert ("ae-hash", "128-bit r=3", metric) in value.index, metric
+    assert json.loads(df.params[0])["ae_source"] == "trained"
+    run_id = df.run_id[0]
+    clusters = pd.read_csv(tmp_path / "results" / "dedup" / f"{run_id}_clusters.csv")
+    assert list(clusters.columns) == ["method", "radius", "cluster", "image", "index", "kept", "distance"]
+    ae0 = clusters[(clusters.method == "ae-hash") & (clusters.radius == 0)]
+    assert len(ae0) - ae0.kept.sum() == value["ae-hash", "128-bit r=0", "flagged"]
+    assert (ae0.distance == 0).all() and ae0.image.str.startswith("injected").any()
+    with Image.open(tmp_path / "results" / "dedup" / f"{run_id}_clusters.png") as sheet:
+        assert sheet.format == "PNG" and sheet.width >= 2 * 64
+
+    r = _run(tmp_path, root, "--inject", "30")  # the same run again: rows replaced, autoencoder from the cache
+    assert r.exit_code == 0, r.output
+    again = pd.read_csv(tmp_path / "results" / "dedup.csv")
+    assert len(again) == len(df) and json.loads(again.params[0])["ae_source"] == "cached"
+
+    ae = json.loads(again.params[0])["ae"]
+    other = write_digits_folder(tmp_path / "other", per_class=4)
+    r = _run(tmp_path, other, "--ae", ae)  # another collection hashed with this autoencoder
+    assert r.exit_code == 0, r.output
+    rows = pd.read_csv(tmp_path / "results" / "dedup.csv")
+    mine = rows[(rows.run_id != run_id) & (rows.model == "ae-hash")]
+    assert len(mine) and (mine.params.map(lambda p: json.loads(p)["ae_source"]) == "given").all()
+
+
+def test_truncated_jpeg_is_reported_and_skipped(tmp_path):
+    root = write_digits_folder(tmp_path / "photos", per_class=6)
+    broken = sorted((root / "3").glob("*.jpg"))[2]
+    broken.write_bytes(broken.read_bytes()[:200])
+    r = _run(tmp_path, root, "--set", "methods=ae-hash")
+    assert r.exit_code == 0, r.output
+    assert f"skipped: {broken}: cannot decode image" in r.output
+    df = pd.read_csv(tmp_path / "results" / "dedup.csv")
+    value = df.set_index(["features", "metric"]).value
+    assert value["128-bit r=0", "images"] == 59 and value["128-bit r=0", "images_skipped"] == 1
+    skipped = tmp_path / "results" / "dedup" / f"{df.run_id[0]}_skipped.csv"
+    assert pd.read_csv(skipped).image.tolist() == [str(broken)]
+    broken.unlink()  # mended: the same run again leaves no stale list of skipped files
+    assert _run(tmp_path, root, "--set", "methods=ae-hash").exit_code == 0 and not skipped.exists()
+
+
+def test_empty_folder_and_a_wrong_autoencoder_file_are_one_line_errors(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    r = _run(tmp_path, tmp_path / "empty")
+    assert r.exit_code == 2
+    assert "no images found under" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    root = write_digits_folder(tmp_path / "photos", per_class=1)
+    not_ae = next(root.rglob("*.jpg"))
+    r = _run(tmp_path, root, "--ae", str(not_ae))
+    assert r.exit_code == 2
+    assert "not a hashing autoencoder" in r.output and len(r.output.strip().splitlines()) == 1, r.output
