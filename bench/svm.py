@@ -146,21 +146,34 @@ class _Preconditioner:
     the fraction of active rows per class standing in for X_A (the bias row is left alone: the
     features have zero mean). Being only L-BFGS's starting matrix, it may change at every iteration
     as ``a`` moves, without restarting the optimiser.
+
+    H0 q = q + V (shrink * V^T q) is applied from ``V^T q`` (``project``), which the optimiser keeps
+    for every vector it combines, so each iteration costs one product with V^T and one with V.
     """
 
     def __init__(self, prep: Prepared, C: float, active: np.ndarray):
         self.V = prep.V
         self.shrink = 1 / (1 + 2 * C * prep.lam[:, None] * active[None, :]) - 1  # r x K, in (-1, 0]
 
-    def __call__(self, G: np.ndarray) -> np.ndarray:
-        out = G.copy()
-        r = len(self.shrink)
+    @staticmethod
+    def project(prep: Prepared, G: np.ndarray) -> np.ndarray:
+        """``V^T G`` (the leading eigen-coordinates of the weights part of G), r x K."""
+        if prep.V is None:  # reduced problem: X's columns are its eigenbasis
+            return G[: len(prep.lam)]
+        return (prep.V.T @ G[:-1].astype(np.float32)).astype(np.float64)
+
+    def apply(self, q: np.ndarray, Vq: np.ndarray) -> np.ndarray:
+        """H0 q, given ``Vq = project(q)``."""
+        out = q.copy()
         if self.V is None:
-            out[:r] *= 1 + self.shrink
+            out[: len(self.shrink)] += self.shrink * Vq
         else:
-            d = self.V.shape[0]
-            out[:d] += self.V @ (self.shrink * (self.V.T @ G[:d].astype(np.float32))).astype(np.float32)
+            out[:-1] += self.V @ (self.shrink * Vq).astype(np.float32)
         return out
+
+    def quadratic(self, G: np.ndarray, VG: np.ndarray) -> np.ndarray:
+        """g^T H0 g per class, given ``VG = project(G)``."""
+        return (G * G).sum(0) + (self.shrink * VG * VG).sum(0)
 
 
 def _line_search(W: np.ndarray, P: np.ndarray, margin: np.ndarray, Q: np.ndarray, C: float,
@@ -240,23 +253,24 @@ class L2SVM:
             warm_start = np.vstack([prep.basis.T @ warm_start[:-1], warm_start[-1:]])
         W = np.zeros((d + 1, K)) if warm_start is None else np.array(warm_start, np.float64)
         Y = _signs(y, K).astype(np.float64)
-        history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (step, gradient change, 1 / their dot)
+        history: list[tuple] = []  # (step, gradient change, its projection, 1 / (step . change)) per iteration
         live = np.ones(K, bool)  # classes still being optimised
         self.n_iter = 0
         with threadpool_limits(None if X.size >= _PARALLEL_MIN_SIZE else 1, user_api="blas"):
             Z = _scores(X, W)
             G = self._gradient(X, W, 1 - Y * Z, Y)
+            VG = _Preconditioner.project(prep, G)
             while self.n_iter < self.max_iter:
                 if self.n_iter % RESYNC_EVERY == 0:  # the scores are updated in place: bound their drift
                     Z[:, live] = _scores(X, W[:, live])
                 margin = 1 - Y * Z
                 H0 = _Preconditioner(prep, self.C, np.maximum((margin > 0).mean(0), 0.01))
-                gap = 0.5 * (G * H0(G)).sum(0) / self._objectives(W, margin)
+                gap = 0.5 * H0.quadratic(G, VG) / self._objectives(W, margin)
                 live &= gap > self.tol * STOP_GAP  # a stopped class stays stopped
                 if not live.any():
                     break
                 P = np.zeros_like(W)
-                P[:, live] = -_two_loop(G, history, H0)[:, live]
+                P[:, live] = -_two_loop(G, VG, history, H0)[:, live]
                 ZP = np.zeros_like(Z)
                 ZP[:, live] = _scores(X, P[:, live])
                 t = _line_search(W, P, margin, Y * ZP, self.C)
@@ -264,11 +278,12 @@ class L2SVM:
                 Z += t * ZP
                 G_new = G.copy()
                 G_new[:, live] = self._gradient(X, W[:, live], 1 - Y[:, live] * Z[:, live], Y[:, live])
+                VG_new = _Preconditioner.project(prep, G_new)
                 step, change = t * P, G_new - G
                 curvature = (step * change).sum(0)  # >= |step|^2 > 0 where live: f is strongly convex
                 rho = np.divide(1, curvature, out=np.zeros(K), where=curvature > 0)
-                history = (history + [(step, change, rho)])[-LBFGS_MEMORY:]
-                G = G_new
+                history = (history + [(step, change, VG_new - VG, rho)])[-LBFGS_MEMORY:]
+                G, VG = G_new, VG_new
                 self.n_iter += 1
         W = W.astype(np.float32)
         self.W = W if prep.basis is None else np.vstack([prep.basis @ W[:-1], W[-1:]])
@@ -291,16 +306,20 @@ def _scores(X: np.ndarray, W: np.ndarray) -> np.ndarray:
     return (X @ W[:-1].astype(np.float32)).astype(np.float64) + W[-1]
 
 
-def _two_loop(G: np.ndarray, history: list, H0: _Preconditioner) -> np.ndarray:
-    """L-BFGS's inverse-Hessian estimate times G, column by column (each class its own history)."""
-    q = G.copy()
+def _two_loop(G: np.ndarray, VG: np.ndarray, history: list, H0: _Preconditioner) -> np.ndarray:
+    """L-BFGS's inverse-Hessian estimate times G, column by column (each class its own history).
+
+    ``V^T q`` is carried along with q (a combination of projections already known), so H0 costs
+    one product with V and none with V^T."""
+    q, Vq = G.copy(), VG.copy()
     alphas = []
-    for s, g, rho in reversed(history):
+    for s, g, Vg, rho in reversed(history):
         a = rho * (s * q).sum(0)
         q -= a * g
+        Vq -= a * Vg
         alphas.append(a)
-    r = H0(q)
-    for (s, g, rho), a in zip(history, reversed(alphas)):
+    r = H0.apply(q, Vq)
+    for (s, g, _, rho), a in zip(history, reversed(alphas)):
         r += s * (a - rho * (g * r).sum(0))
     return r
 
