@@ -177,28 +177,29 @@ class _Preconditioner:
 
 
 def _line_search(W: np.ndarray, P: np.ndarray, margin: np.ndarray, Q: np.ndarray, C: float,
-                 steps: int = 50) -> np.ndarray:
-    """The exact minimiser t >= 0, per class, of f(W + t P) given the margins ``1 - y z`` at W and
-    their rates of decrease ``Q = y (X P)``.
+                 steps: int = 50, rtol: float = 1e-6) -> np.ndarray:
+    """The minimiser t >= 0, per class, of f(W + t P) given the margins ``1 - y z`` at W and their
+    rates of decrease ``Q = y (X P)``, to ``rtol`` relative.
 
     Along a line the objective is a convex piecewise quadratic in t, so its minimum costs O(N K)
     and no pass over X: safeguarded Newton steps on f'(t), exact as soon as the active set stops
     changing, inside a bracket that bisection keeps shrinking.
     """
-    wp, pp = (W * P).sum(0), (P * P).sum(0)
+    wp, pp = np.einsum("ij,ij->j", W, P), np.einsum("ij,ij->j", P, P)
+    Q2 = Q * Q
     lo, hi = np.zeros(len(wp)), np.full(len(wp), np.inf)
     t = np.ones(len(wp))
     for _ in range(steps):
         M = np.maximum(margin - t * Q, 0)
-        slope = wp + t * pp - 2 * C * (M * Q).sum(0)
-        curve = np.maximum(pp + 2 * C * np.where(M > 0, Q * Q, 0).sum(0), 1e-300)  # 0 only where P = 0
+        slope = wp + t * pp - 2 * C * np.einsum("ij,ij->j", M, Q)
+        curve = np.maximum(pp + 2 * C * np.einsum("ij,ij->j", M > 0, Q2), 1e-300)  # 0 only where P = 0
         lo = np.where(slope < 0, t, lo)
         hi = np.where(slope > 0, t, hi)
         newton = t - slope / curve
         inside = (newton > lo) & (newton < hi)
         nxt = np.where(inside, newton, np.where(np.isfinite(hi), (lo + hi) / 2, 2 * t))
-        if np.all(np.abs(nxt - t) <= 1e-12 * np.maximum(t, 1e-12)):
-            break
+        if np.all(np.abs(nxt - t) <= rtol * t):
+            return nxt
         t = nxt
     return t
 
@@ -314,13 +315,13 @@ def _two_loop(G: np.ndarray, VG: np.ndarray, history: list, H0: _Preconditioner)
     q, Vq = G.copy(), VG.copy()
     alphas = []
     for s, g, Vg, rho in reversed(history):
-        a = rho * (s * q).sum(0)
+        a = rho * np.einsum("ij,ij->j", s, q)
         q -= a * g
         Vq -= a * Vg
         alphas.append(a)
     r = H0.apply(q, Vq)
     for (s, g, _, rho), a in zip(history, reversed(alphas)):
-        r += s * (a - rho * (g * r).sum(0))
+        r += s * (a - rho * np.einsum("ij,ij->j", g, r))
     return r
 
 
