@@ -161,17 +161,6 @@ def autoencoder_cache_path(data_fingerprint: str, transform_id: str, recipe: AER
 
 # ---- reading in chunks ------------------------------------------------------------------------------
 
-def item_name(data, i: int) -> str:
-    """What a user can find image ``i`` by: its file path (or lmdb key), else its index."""
-    if hasattr(data, "item_name"):
-        return data.item_name(i)
-    items = getattr(data, "items", None)
-    if items is None:
-        return str(i)
-    item = items[i]
-    return f"{data.lmdb_path}[{item.decode(errors='replace')}]" if isinstance(item, bytes) else str(item)
-
-
 def read_chunks(data, indices, chunk: int, skipped: list[tuple[str, str]]
                 ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """(indices, uint8 images) of ``data[indices]``, ``chunk`` at a time; undecodable images go to ``skipped``."""
@@ -182,7 +171,7 @@ def read_chunks(data, indices, chunk: int, skipped: list[tuple[str, str]]
             try:
                 images.append(data[i][0])
             except DataError as e:
-                skipped.append((item_name(data, i), str(e)))
+                skipped.append((data.item_name(i), str(e)))
             else:
                 kept.append(i)
         if images:
@@ -214,6 +203,17 @@ class Pairs(NamedTuple):
     def __len__(self) -> int:
         return len(self.i)
 
+    @classmethod
+    def of(cls, i: np.ndarray, j: np.ndarray, d: np.ndarray) -> "Pairs":
+        """Pairs sorted by (i, j)."""
+        order = np.lexsort((j, i))
+        return cls(i[order], j[order], d[order])
+
+    @classmethod
+    def none(cls) -> "Pairs":
+        empty = np.empty(0, dtype=np.int64)
+        return cls(empty, empty, empty)
+
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamming distances between packed codes (broadcasting over leading axes)."""
@@ -229,9 +229,8 @@ def find_pairs(codes: np.ndarray, radius: int, chunk: int = 16384) -> Pairs:
     """
     if radius < 0:
         raise ConfigError(f"radius={radius}: must be at least 0")
-    empty = np.empty(0, dtype=np.int64)
     if len(codes) < 2:
-        return Pairs(empty, empty, empty)
+        return Pairs.none()
     if radius == 0:
         return _collisions(codes)
     import faiss
@@ -244,9 +243,7 @@ def find_pairs(codes: np.ndarray, radius: int, chunk: int = 16384) -> Pairs:
         q = np.repeat(np.arange(s, s + len(lims) - 1), np.diff(lims.astype(np.int64)))
         later = I > q
         parts.append((q[later], I[later].astype(np.int64), D[later].astype(np.int64)))
-    i, j, d = (np.concatenate(p) for p in zip(*parts))
-    order = np.lexsort((j, i))
-    return Pairs(i[order], j[order], d[order])
+    return Pairs.of(*(np.concatenate(p) for p in zip(*parts)))
 
 
 def _collisions(codes: np.ndarray) -> Pairs:
@@ -261,11 +258,9 @@ def _collisions(codes: np.ndarray) -> Pairs:
         i.append(members[a])
         j.append(members[b])
     if not i:
-        empty = np.empty(0, dtype=np.int64)
-        return Pairs(empty, empty, empty)
+        return Pairs.none()
     i, j = np.concatenate(i), np.concatenate(j)
-    order = np.lexsort((j, i))
-    return Pairs(i[order], j[order], np.zeros(len(i), dtype=np.int64))
+    return Pairs.of(i, j, np.zeros(len(i), dtype=np.int64))
 
 
 @dataclass

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.dedup import item_name
 from dcgan.errors import ConfigError
 
 
@@ -99,9 +98,9 @@ class Injected(torch.utils.data.Dataset):
 
     def item_name(self, i: int) -> str:
         if i < len(self.base):
-            return item_name(self.base, i)
+            return self.base.item_name(i)
         t = i - len(self.base)
-        return f"injected {t} ({self.edits[t]} of {item_name(self.base, int(self.sources[t]))})"
+        return f"injected {t} ({self.edits[t]} of {self.base.item_name(int(self.sources[t]))})"
 
     def truth(self) -> dict[tuple[int, int], str]:
         """The injected pairs, as (source index, copy index) -> the edit that made the copy."""

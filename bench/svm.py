@@ -10,11 +10,11 @@ serves all of them, and a class that has converged drops out of the products. L-
 an inverse-Hessian guess that whitens the leading eigen-directions of X^T X (``_Preconditioner``):
 standardised conv features are so correlated that plain L-BFGS needed hundreds of passes over X.
 The line search is exact (to 1e-6 in the step) and costs no pass over X (the objective is
-piecewise quadratic along a line), so an iteration is two float32 products through numpy's BLAS, ``X P`` and ``X^T R`` (torch's
-``X.T @ R`` was 5-10x slower on this CPU), and a 50,000 x 28,672 problem never gets a float64
-copy. With at most half as many rows as columns the problem is solved exactly on X's row space.
-Fits along a C path start from the previous solution and share ``prepare(X)``. ``LinearSVC``
-stays available as the reference (``--solver sklearn``).
+piecewise quadratic along a line), so an iteration is two float32 products through numpy's BLAS,
+``X P`` and ``X^T R`` (torch's ``X.T @ R`` was 5-10x slower on this CPU), and a 50,000 x 28,672
+problem never gets a float64 copy. With at most half as many rows as columns the problem is
+solved exactly on X's row space. Fits along a C path start from the previous solution and share
+``prepare(X)``. ``LinearSVC`` stays available as the reference (``--solver sklearn``).
 """
 from __future__ import annotations
 
@@ -262,7 +262,7 @@ class L2SVM:
             G = self._gradient(X, W, 1 - Y * Z, Y)
             VG = _Preconditioner.project(prep, G)
             while self.n_iter < self.max_iter:
-                if self.n_iter % RESYNC_EVERY == 0:  # the scores are updated in place: bound their drift
+                if self.n_iter and self.n_iter % RESYNC_EVERY == 0:  # Z is updated in place: bound its drift
                     Z[:, live] = _scores(X, W[:, live])
                 margin = 1 - Y * Z
                 H0 = _Preconditioner(prep, self.C, np.maximum((margin > 0).mean(0), 0.01))

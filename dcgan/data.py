@@ -69,6 +69,10 @@ class ImageDataset(torch.utils.data.Dataset):
     def _label(self, i: int) -> int:
         return -1 if self.labels is None else int(self.labels[i])
 
+    def item_name(self, i: int) -> str:
+        """What a user finds item ``i`` by (in error messages and reports): here its index."""
+        return str(i)
+
     def fingerprint(self) -> str:
         """A sha256 that changes whenever the images served would change (files, subset, transform):
         the identity of this data in caches of numbers derived from its pixels (e.g. FID statistics)."""
@@ -138,9 +142,12 @@ class FileImageDataset(ImageDataset):
             h.update(_file_identity(path))
         return h.hexdigest()
 
+    def item_name(self, i: int) -> str:
+        return str(self.items[i])
+
     def _source(self, i: int) -> tuple[str | io.BytesIO, str]:
         """What PIL opens for item ``i``, and how to name it in an error."""
-        return self.items[i], self.items[i]
+        return self.items[i], self.item_name(i)
 
 
 class LmdbImageDataset(FileImageDataset):
@@ -158,11 +165,13 @@ class LmdbImageDataset(FileImageDataset):
             h.update(key + b"\n")
         return h.hexdigest()
 
+    def item_name(self, i: int) -> str:
+        return f"{self.lmdb_path}[{self.items[i].decode(errors='replace')}]"
+
     def _source(self, i: int) -> tuple[io.BytesIO, str]:
-        key = self.items[i]
-        where = f"{self.lmdb_path}[{key.decode(errors='replace')}]"
+        where = self.item_name(i)
         with _lmdb_env(self.lmdb_path).begin(write=False) as txn:
-            value = txn.get(key)
+            value = txn.get(self.items[i])
         if value is None:
             raise DataError(f"{where}: key not found in the lmdb")
         return io.BytesIO(value), where

@@ -120,7 +120,7 @@ class Dedup(Task):
 
     def _write(self, ctx, p, collection, hashed, clustered) -> None:
         """The clusters CSV, the contact sheet and, if any image was skipped, the skipped list."""
-        from bench.dedup import contact_sheet, hamming, item_name
+        from bench.dedup import contact_sheet, hamming
 
         with atomic_path(f"{ctx.outputs}_clusters.csv") as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
@@ -131,7 +131,7 @@ class Dedup(Task):
                 distance = hamming(codes[rows], codes[kept_rows])
                 for row, c, kept_row, d in zip(rows, clusters.label[rows], kept_rows, distance):
                     index = int(hashed.ids[row])
-                    w.writerow([method, r, int(c), item_name(collection, index), index, int(row == kept_row), int(d)])
+                    w.writerow([method, r, int(c), collection.item_name(index), index, int(row == kept_row), int(d)])
         skipped = Path(f"{ctx.outputs}_skipped.csv")
         if hashed.skipped:
             with atomic_path(skipped) as tmp, open(tmp, "w", newline="") as f:
