@@ -75,6 +75,7 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
          "data_root": data_root, "params": params_dict, "seed": seed, "subset": subset, "precision": precision},
         sort_keys=True, default=str).encode()).hexdigest()[:16]
     ctx.outputs = Path(results_dir) / task / run_id
+    ctx.figures = Path(results_dir) / "figures" / task / f"{ctx.ckpt_sha256[:12] or 'no-ckpt'}-{run_id}"
 
     t0 = time.perf_counter()
     measurements = task_cls().run(ctx, params)

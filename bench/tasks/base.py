@@ -89,6 +89,9 @@ class RunContext:
     # <results>/<task>/<run_id>: the prefix of files a task writes beside its rows (e.g. dedup's clusters
     # CSV), set by the runner; a re-run overwrites its own files as it replaces its own rows
     outputs: Path | None = None
+    # <results>/figures/<task>/<ckpt sha 12>-<run_id>: the prefix of a run's pictures, so a file name says
+    # which checkpoint drew it and (through the run id, a hash of every setting) with which settings
+    figures: Path | None = None
     _nets: dict = field(default_factory=dict)
     _splits: dict = field(default_factory=dict)
 
@@ -101,6 +104,13 @@ class RunContext:
             listing = "".join(f"{p.name}:{fingerprint(p)}\n" for _, p in generator_checkpoints(self.ckpt))
             return hashlib.sha256(listing.encode()).hexdigest()
         return fingerprint(self.ckpt)
+
+    def figure(self, name: str) -> Path:
+        """Where this run writes its picture ``name`` (e.g. ``walk.png``); the folder is created."""
+        if self.figures is None:
+            raise ConfigError("this run has no figures folder (tasks with pictures run through bench.run)")
+        self.figures.parent.mkdir(parents=True, exist_ok=True)
+        return self.figures.with_name(f"{self.figures.name}_{name}")
 
     def net(self, kind: str):
         """The checkpoint's G or D (loaded once) and its config."""
