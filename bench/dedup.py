@@ -352,27 +352,3 @@ def autoencoder_for(data, recipe: AERecipe, seed: int, chunk: int) -> tuple[Hash
             "train_seconds": round(time.perf_counter() - t0, 2), "recipe": dataclasses.asdict(recipe)}
     save_autoencoder(path, net, info)
     return net, {**info, "ae": str(path), "ae_source": "trained"}
-
-
-def contact_sheet(rows: list[list[tuple[torch.Tensor, str, bool]]], path: Path, scale: int = 2) -> Path:
-    """A PNG with one cluster per row: (uint8 image, caption, kept?) per member; the kept image framed
-    green, flagged ones red, each captioned (e.g. its Hamming distance to the kept one)."""
-    from PIL import Image, ImageDraw
-
-    tile, pad, text = SIDE * scale, 4, 12
-    cols = max((len(r) for r in rows), default=1)
-    sheet = Image.new("RGB", (pad + cols * (tile + pad), pad + max(len(rows), 1) * (tile + text + pad)), "white")
-    draw = ImageDraw.Draw(sheet)
-    if not rows:
-        draw.text((pad, pad), "no duplicate clusters", fill="black")
-    for r, members in enumerate(rows):
-        y = pad + r * (tile + text + pad)
-        for c, (image, caption, kept) in enumerate(members):
-            x = pad + c * (tile + pad)
-            pixels = Image.fromarray(image.permute(1, 2, 0).numpy()).resize((tile, tile), Image.NEAREST)
-            sheet.paste(pixels, (x, y))
-            draw.rectangle([x - 1, y - 1, x + tile, y + tile], outline=(0, 160, 0) if kept else (200, 0, 0), width=2)
-            draw.text((x, y + tile + 1), caption, fill="black")
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
-    return path

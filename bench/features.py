@@ -86,6 +86,12 @@ def _to_input(x_u8: torch.Tensor, device: torch.device) -> torch.Tensor:
     return (x_u8.to(device).float() / 127.5 - 1).contiguous(memory_format=torch.channels_last)
 
 
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] -> uint8 0..255, rounded as torchvision's save_image does (so PNG samples of the
+    same z give the same pixels)."""
+    return (x.float() * 0.5 + 0.5).mul(255).add(0.5).clamp(0, 255).to(torch.uint8)
+
+
 @torch.no_grad()
 def reestimate_batchnorm(D: Discriminator, dataset, device: torch.device, batch_size: int = 256,
                          precision: str = "fp32") -> None:
@@ -125,6 +131,14 @@ def extract_features(D: Discriminator, dataset, spec: LayerSpec, device: torch.d
         feats = torch.cat([_pool(acts[name], spec.pool, spec.grid) for name in layers], dim=1)
         out[row: row + len(x)] = feats.cpu().numpy()
         row += len(x)
+    return out
+
+
+def pixel_features(data, out: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Raw pixels as features: each image of ``data`` scaled to [-1, 1] (as D sees it) and flattened."""
+    for s in range(0, len(data), chunk):
+        rows = [data[i][0] for i in range(s, min(s + chunk, len(data)))]
+        out[s: s + len(rows)] = (torch.stack(rows).float() / 127.5 - 1).flatten(1).numpy()
     return out
 
 

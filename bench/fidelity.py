@@ -25,7 +25,7 @@ import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
 
-from bench.features import feature_key
+from bench.features import feature_key, to_uint8
 from bench.registry import Registry
 from bench.weights import resolve_weights
 from dcgan.checkpoint import fingerprint
@@ -101,12 +101,6 @@ def torch_fidelity_name(extractor: str, precision: str) -> str:
 
 
 # ---- inputs ------------------------------------------------------------------------------------------
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Images in [-1, 1] -> uint8 0..255, rounded as torchvision's save_image does (so PNG samples of the
-    same z give the same pixels)."""
-    return (x.float() * 0.5 + 0.5).mul(255).add(0.5).clamp(0, 255).to(torch.uint8)
-
 
 class GeneratorSamples(torch.utils.data.Dataset):
     """``n`` images of generator ``G`` as torch-fidelity takes them: uint8 3xSxS, grey repeated to RGB.

@@ -1,6 +1,6 @@
-"""Metrics against the training step, for a run that measured every checkpoint of a training run.
+"""Pictures: metrics against the training step, and contact sheets of captioned image tiles.
 
-One panel per metric (FID falling as training goes on is the point of the plot), x = the training
+``plot_vs_step``, for a run that measured every checkpoint of a training run: one panel per metric (FID falling as training goes on is the point of the plot), x = the training
 step the checkpoint was exported at, or its epoch when the checkpoint does not record steps
 (pytorch/examples' files). Drawn with matplotlib's Agg backend (no display) and written atomically.
 """
@@ -10,6 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.results import Measurement
+import torch
+
 from dcgan.fsutil import atomic_path
 
 
@@ -36,4 +38,34 @@ def plot_vs_step(measurements: list[Measurement], path: Path, title: str = "") -
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+    return path
+
+
+GREEN, RED = (0, 160, 0), (200, 0, 0)
+
+
+def contact_sheet(rows: list[list[tuple[torch.Tensor, str, tuple | None]]], path: Path, tile: int = 64,
+                  empty: str = "nothing to show") -> Path:
+    """A PNG of image rows: (uint8 C x H x W image, caption, frame colour or None) per tile, each
+    scaled to ``tile`` pixels (nearest neighbour, so pixels stay visible) and captioned below."""
+    from PIL import Image, ImageDraw
+
+    pad, text = 4, 12
+    cols = max((len(r) for r in rows), default=1)
+    sheet = Image.new("RGB", (pad + cols * (tile + pad), pad + max(len(rows), 1) * (tile + text + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    if not rows:
+        draw.text((pad, pad), empty, fill="black")
+    for r, members in enumerate(rows):
+        y = pad + r * (tile + text + pad)
+        for c, (image, caption, frame) in enumerate(members):
+            x = pad + c * (tile + pad)
+            image = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+            pixels = Image.fromarray(image.permute(1, 2, 0).numpy()).resize((tile, tile), Image.NEAREST)
+            sheet.paste(pixels, (x, y))
+            if frame is not None:
+                draw.rectangle([x - 1, y - 1, x + tile, y + tile], outline=frame, width=2)
+            draw.text((x, y + tile + 1), caption, fill="black")
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
     return path

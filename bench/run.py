@@ -54,10 +54,11 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
         batch_size: int = 256, overrides: dict | None = None, results_dir: str | Path = "results") -> RunResult:
     task_cls = TASKS.get(task)
     params = make_params(task_cls, overrides or {})
-    dataset = dataset or task_cls.default_dataset
-    if dataset is None:
+    dataset = dataset or task_cls.default_dataset or ""
+    if task_cls.reads_data and not dataset:
         raise ConfigError(f"task {task!r} needs --dataset")
-    check_dataset(dataset)
+    if dataset:
+        check_dataset(dataset)
     ckpt = Path(ckpt) if ckpt else None
     if ckpt is not None and not ckpt.exists():
         raise CheckpointError(f"checkpoint {ckpt} does not exist")

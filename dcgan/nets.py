@@ -63,7 +63,13 @@ def _g_top_width(cfg: DCGANConfig) -> int:
 
 
 class Generator(nn.Module):
-    """z (N, nz, 1, 1) -> image (N, nc, S, S) in [-1, 1]."""
+    """z (N, nz, 1, 1) -> image (N, nc, S, S) in [-1, 1].
+
+    Its hidden layers are named ``layer1`` (the projection of z, 4 x 4) ... ``layerK`` (the last
+    before the output convolution), each the activation after its ReLU: ``forward_intermediates``
+    returns them, and ``forward(z, masks)`` scales their feature maps, e.g. drops some (paper,
+    section 6.3.1: "forgetting" to draw windows).
+    """
 
     def __init__(self, cfg: DCGANConfig):
         super().__init__()
@@ -74,18 +80,51 @@ class Generator(nn.Module):
             nn.BatchNorm2d(top),
             nn.ReLU(True),
         ]
+        self._taps: dict[str, int] = {"layer1": len(layers) - 1}  # layer name -> index in main of its activation
+        self.feature_channels = {"layer1": top}
         plan = _g_plan(cfg)
         for i, (kind, cin, cout, k, s, p) in enumerate(plan):
             conv = nn.ConvTranspose2d if kind == "up" else nn.Conv2d
             layers.append(conv(cin, cout, k, s, p, bias=False))
             if i < len(plan) - 1:
                 layers += [nn.BatchNorm2d(cout), nn.ReLU(True)]
+                self._taps[f"layer{i + 2}"] = len(layers) - 1
+                self.feature_channels[f"layer{i + 2}"] = cout
         layers.append(nn.Tanh())  # nc x S x S, no batch norm on the output
         self.main = nn.Sequential(*layers)
         init_weights(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(z)
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(self._taps)
+
+    def forward(self, z: torch.Tensor, masks: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The images; ``masks`` maps layer names to (channels,) factors applied to that layer's
+        feature maps (0 drops a map, 1 keeps it)."""
+        if not masks:
+            return self.main(z)
+        return self._walk(z, (), masks)[0]
+
+    def forward_intermediates(self, z: torch.Tensor, names=None,
+                              masks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Activations of the named layers (all hidden layers when ``names`` is None), after ``masks``."""
+        return self._walk(z, self.layer_names if names is None else names, masks or {})[1]
+
+    def _walk(self, z: torch.Tensor, names, masks: dict[str, torch.Tensor]):
+        unknown = [n for n in [*names, *masks] if n not in self._taps]
+        if unknown:
+            raise ConfigError(f"unknown generator layer(s) {unknown}; this G has {', '.join(self.layer_names)}")
+        scale = {self._taps[n]: m.reshape(1, -1, 1, 1).to(z) for n, m in masks.items()}
+        wanted = {self._taps[n]: n for n in names}
+        out: dict[str, torch.Tensor] = {}
+        x = z
+        for i, module in enumerate(self.main):
+            x = module(x)
+            if i in scale:
+                x = x * scale[i]  # a new tensor: the next layer is a convolution, never in place
+            if i in wanted:
+                out[wanted[i]] = x
+        return x, out
 
 
 class Discriminator(nn.Module):

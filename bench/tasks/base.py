@@ -16,7 +16,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from bench.features import FeatureCache, LayerSpec, extract_features, feature_key, reestimate_batchnorm
+from bench.features import (FeatureCache, LayerSpec, extract_features, feature_key, pixel_features,
+                            reestimate_batchnorm)
 from bench.registry import Registry
 from bench.results import Measurement
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
@@ -34,6 +35,7 @@ class Task:
     summary: ClassVar[str] = ""
     needs: ClassVar[str | None] = None  # "discriminator", "generator" or None
     default_dataset: ClassVar[str | None] = None
+    reads_data: ClassVar[bool] = True  # False: the task measures a checkpoint alone (its rows name no data set)
 
     @dataclass(frozen=True)
     class Params:
@@ -92,6 +94,8 @@ class RunContext:
     # <results>/figures/<task>/<ckpt sha 12>-<run_id>: the prefix of a run's pictures, so a file name says
     # which checkpoint drew it and (through the run id, a hash of every setting) with which settings
     figures: Path | None = None
+    # the discriminator of a task whose --ckpt is a generator (memorisation's D-feature space); None: --ckpt
+    d_ckpt: Path | None = None
     _nets: dict = field(default_factory=dict)
     _splits: dict = field(default_factory=dict)
 
@@ -114,12 +118,16 @@ class RunContext:
 
     def net(self, kind: str):
         """The checkpoint's G or D (loaded once) and its config."""
-        if self.ckpt is None:
+        path = self._path(kind)
+        if path is None:
             raise ConfigError(f"this task needs a {kind} checkpoint: pass --ckpt")
         if kind not in self._nets:
-            net, cfg, _ = load_net(self.ckpt, kind)
+            net, cfg, _ = load_net(path, kind)
             self._nets[kind] = (net.to(self.device), cfg)
         return self._nets[kind]
+
+    def _path(self, kind: str) -> Path | None:
+        return self.d_ckpt if kind == "discriminator" and self.d_ckpt else self.ckpt
 
     def split(self, split: str, image_size: int, channels: int):
         """One split of the run's data set, loaded once per run (labels, features and batch-norm
@@ -144,20 +152,23 @@ class RunContext:
         """
         trained, cfg = self.net("discriminator")
         data = self.split(split, cfg.image_size, cfg.nc)
-        key = feature_key(model=model, ckpt=self.ckpt_sha256 if model == "trained-d" else cfg.to_dict(),
+        key = feature_key(model=model,
+                          ckpt=fingerprint(self._path("discriminator")) if model == "trained-d" else cfg.to_dict(),
                           dataset=self.dataset, root=str(Path(self.data_root).resolve()) if self.data_root else None,
                           split=split, n=len(data), transform=data.transform_id,
                           spec=str(spec) if model != "raw-pixels" else "pixels", subset=self.subset, seed=self.seed)
         if model == "raw-pixels":
             dims = cfg.nc * cfg.image_size**2
-            return self.cache.get_or_extract(key, (len(data), dims), lambda out: _pixels(data, out))
+            return self.cache.get_or_extract(key, (len(data), dims), lambda out: pixel_features(data, out))
         # the D (and any batch-norm re-estimation) is built only on a cache miss
         return self.cache.get_or_extract(
             key, (len(data), spec.dims(trained)),
-            lambda out: extract_features(self._discriminator(model, spec), data, spec, self.device,
+            lambda out: extract_features(self.discriminator(model, spec), data, spec, self.device,
                                          self.batch_size, self.precision, out=out))
 
-    def _discriminator(self, model: str, spec: LayerSpec) -> Discriminator:
+    def discriminator(self, model: str, spec: LayerSpec = LayerSpec()) -> Discriminator:
+        """The checkpoint's D (trained-d) or one of its architecture freshly initialised from the run's
+        seed (random-d), its batch-norm statistics re-estimated when ``spec`` says bn-train."""
         trained, cfg = self.net("discriminator")
         if model == "trained-d":
             D = trained
@@ -177,12 +188,6 @@ def _copy(D: Discriminator) -> Discriminator:
     clone = Discriminator(D.cfg).to(next(D.parameters()).device)
     clone.load_state_dict(D.state_dict())
     return clone.eval()
-
-
-def _pixels(data, out: np.ndarray, chunk: int = 1024) -> None:
-    for s in range(0, len(data), chunk):
-        rows = [data[i][0] for i in range(s, min(s + chunk, len(data)))]
-        out[s: s + len(rows)] = (torch.stack(rows).float() / 127.5 - 1).flatten(1).numpy()
 
 
 def check_dataset(name: str) -> None:

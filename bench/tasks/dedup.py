@@ -120,7 +120,8 @@ class Dedup(Task):
 
     def _write(self, ctx, p, collection, hashed, clustered) -> None:
         """The clusters CSV, the contact sheet and, if any image was skipped, the skipped list."""
-        from bench.dedup import contact_sheet, hamming
+        from bench.dedup import hamming
+        from bench.plot import GREEN, RED, contact_sheet
 
         with atomic_path(f"{ctx.outputs}_clusters.csv") as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
@@ -146,6 +147,7 @@ class Dedup(Task):
             members = np.flatnonzero(clusters.label == c)[:SHEET_MEMBERS]
             kept = clusters.kept[c]
             sheet.append([(collection[int(hashed.ids[m])][0],
-                           f"c{c} kept" if m == kept else f"d={int(hamming(codes[m], codes[kept]))}", m == kept)
+                           f"c{c} kept" if m == kept else f"d={int(hamming(codes[m], codes[kept]))}",
+                           GREEN if m == kept else RED)
                           for m in members])
-        contact_sheet(sheet, Path(f"{ctx.outputs}_clusters.png"))
+        contact_sheet(sheet, Path(f"{ctx.outputs}_clusters.png"), tile=2 * SIDE, empty="no duplicate clusters")

@@ -1,0 +1,158 @@
+"""Does the generator copy its training images? Nearest training neighbours of samples (paper, section 6).
+
+The paper argues its samples are not memorised (smooth latent walks, section 6.1, and
+de-duplicated data, section 4.1.1). The direct check: how close is each sample to its nearest
+training image, compared with how close held-out real images are? A generator that copies has
+samples much nearer to the training set than new real images are; one that does not gives a
+distance distribution like the held-out images'.
+
+1. ``n`` samples from the run's seed, rounded to 8-bit pixels as saved images are; ``n`` images of
+   ``control`` (drawn with the seed) as the reference.
+2. Two spaces: raw pixels (scaled to [-1, 1]) and the discriminator's features (``features``, the
+   paper's max-pooled layers by default; the training split's come from the feature cache). The
+   discriminator is ``d`` or, by default, the ``d.pt`` beside the generator file (a training run's
+   export).
+3. Exact L2 nearest neighbours in ``split`` with faiss (``IndexFlatL2``).
+
+Rows, per space (``features``: ``pixels`` or the layer spec): quantiles and mean of the nearest
+distance for ``generator`` and for ``<control>-images``, their ratio (model ``generator/<control>``)
+and ``closer_than_control_q01``, the share of samples nearer to the training set than all but 1% of
+the held-out images (about 0.01 when nothing is copied). Pictures: ``neighbours-<space>.png`` (a
+sample, framed green, then its ``k`` nearest training images with their distances) and
+``distances.png`` (both distributions, per space).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.features import LayerSpec, extract_features, pixel_features, to_uint8
+from bench.results import Measurement
+from bench.tasks.base import TASKS, RunContext, Task
+from dcgan.checkpoint import fingerprint
+from dcgan.errors import ConfigError
+from dcgan.nets import sample_z
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+@dataclass(frozen=True)
+class MemorisationParams:
+    n: int = 1000  # samples, and held-out images as the reference
+    k: int = 5  # nearest training images shown per sample
+    show: int = 8  # samples on the neighbour sheets
+    d: str | None = None  # discriminator for the feature space; None: d.pt beside --ckpt
+    features: str = "all/max4"  # the paper's representation (section 5.1): every layer max-pooled to 4x4
+    split: str = "train"  # the images searched
+    control: str = "test"  # real images not trained on: their distances are the reference
+    bins: int = 50  # histogram bins of distances.png
+
+
+@TASKS.register("memorisation")
+class Memorisation(Task):
+    name = "memorisation"
+    summary = "samples' nearest training images (pixels, D features) vs held-out images' (faiss, exact L2)"
+    needs = "generator"
+    Params = MemorisationParams
+
+    def run(self, ctx: RunContext, p: MemorisationParams) -> list[Measurement]:
+        if p.n < 2 or p.k < 1 or p.show < 1:
+            raise ConfigError("memorisation needs n >= 2, k >= 1 and show >= 1")
+        ctx.d_ckpt = Path(p.d) if p.d else ctx.ckpt.parent / "d.pt"
+        if not ctx.d_ckpt.is_file():
+            raise ConfigError(f"memorisation compares in a discriminator's feature space: {ctx.d_ckpt} does not "
+                              "exist; pass --set d=PATH (a d.pt)")
+        G, gcfg = ctx.net("generator")
+        D, dcfg = ctx.net("discriminator")
+        if (gcfg.image_size, gcfg.nc) != (dcfg.image_size, dcfg.nc):
+            raise ConfigError(f"discriminator {ctx.d_ckpt} takes {dcfg.nc}x{dcfg.image_size}x{dcfg.image_size} "
+                              f"images, the generator draws {gcfg.nc}x{gcfg.image_size}x{gcfg.image_size}")
+        spec = LayerSpec.parse(p.features)
+        train = ctx.split(p.split, gcfg.image_size, gcfg.nc)
+        control = ctx.split(p.control, gcfg.image_size, gcfg.nc)
+        picked = np.sort(np.random.default_rng(ctx.seed).choice(len(control), min(p.n, len(control)), replace=False))
+
+        with torch.no_grad():
+            z = sample_z(p.n, gcfg, torch.Generator().manual_seed(ctx.seed))
+            samples = torch.cat([to_uint8(G(zb.to(ctx.device))).cpu() for zb in z.split(ctx.batch_size)])
+        fakes = torch.utils.data.TensorDataset(samples, torch.zeros(len(samples)))
+        spaces = {  # short name: (features column, training split's, control split's, samples')
+            "pixels": ("pixels", ctx.features("raw-pixels", p.split, spec), ctx.features("raw-pixels", p.control, spec),
+                       pixel_features(fakes, np.empty((len(fakes), samples[0].numel()), np.float32))),
+            "d": (str(spec), ctx.features("trained-d", p.split, spec), ctx.features("trained-d", p.control, spec),
+                  extract_features(D, fakes, spec, ctx.device, ctx.batch_size, ctx.precision)),
+        }
+        extra = {"d_ckpt": str(ctx.d_ckpt), "d_sha256": fingerprint(ctx.d_ckpt), "n_train": len(train),
+                 "n_control": len(picked)}
+        out, nearest_of = [], {}
+        for short, (column, train_x, control_x, sample_x) in spaces.items():
+            dist, idx = nearest(train_x, np.concatenate([sample_x, control_x[picked]]), p.k)
+            fake, real = dist[:p.n, 0], dist[p.n:, 0]
+            out += _rows(fake, real, column, p, extra)
+            nearest_of[column] = (fake, real)
+            _neighbour_sheet(samples[:p.show], dist[:p.show], idx[:p.show], train, ctx.figure(f"neighbours-{short}.png"))
+        _histograms(nearest_of, p, ctx.figure("distances.png"))
+        return out
+
+
+def nearest(base: np.ndarray, queries: np.ndarray, k: int, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Exact L2 distances (not squared) and indices of each query's ``k`` nearest rows of ``base``.
+
+    ``base`` may be a memory-mapped cache file: it is copied into the index a chunk at a time.
+    """
+    import faiss
+
+    index = faiss.IndexFlatL2(base.shape[1])
+    for s in range(0, len(base), chunk):
+        index.add(np.ascontiguousarray(base[s: s + chunk], dtype=np.float32))
+    d2, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return np.sqrt(np.maximum(d2, 0)), idx
+
+
+def _rows(fake: np.ndarray, real: np.ndarray, space: str, p: MemorisationParams, extra: dict) -> list[Measurement]:
+    """Distance statistics of the samples and the control images (and their ratios), nearest distances given."""
+    def stats(d: np.ndarray) -> dict[str, float]:
+        return {"nn_distance_mean": d.mean(), **{f"nn_distance_q{round(q * 100):02d}": np.quantile(d, q)
+                                                 for q in QUANTILES}}
+
+    f, r = stats(fake), stats(real)
+    ratio = {k: f[k] / r[k] if r[k] > 0 else float("nan") for k in f}
+    closer = float((fake < np.quantile(real, 0.01)).mean())
+    models = {"generator": {**f, "closer_than_control_q01": closer}, f"{p.control}-images": r,
+              f"generator/{p.control}": ratio}
+    return [Measurement(metric, float(v), split=p.split, model=model, features=space, extra=extra)
+            for model, values in models.items() for metric, v in values.items()]
+
+
+def _neighbour_sheet(samples: torch.Tensor, dist: np.ndarray, idx: np.ndarray, train, path: Path) -> None:
+    from bench.plot import GREEN, contact_sheet
+
+    rows = [[(s, f"sample {i}", GREEN), *((train[int(j)][0], f"#{j} {d:.2f}", None) for j, d in zip(js, ds))]
+            for i, (s, js, ds) in enumerate(zip(samples, idx, dist))]
+    contact_sheet(rows, path, tile=max(64, samples.shape[-1]))
+
+
+def _histograms(found: dict[str, tuple[np.ndarray, np.ndarray]], p: MemorisationParams, path: Path) -> None:
+    """Per space, the nearest-training-image distances of the samples and of the held-out images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from dcgan.fsutil import atomic_path
+
+    fig, axes = plt.subplots(1, len(found), figsize=(4.5 * len(found), 3.4), squeeze=False)
+    for ax, (space, (fake, real)) in zip(axes[0], found.items()):
+        bins = np.linspace(0, max(fake.max(), real.max()), p.bins + 1)
+        ax.hist(real, bins, alpha=0.55, label=f"{p.control} images (n={len(real)})")
+        ax.hist(fake, bins, alpha=0.55, label=f"samples (n={len(fake)})")
+        ax.set_xlabel(f"L2 distance to the nearest {p.split} image")
+        ax.set_title(space)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
