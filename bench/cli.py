@@ -189,6 +189,9 @@ def run(task, ckpt, dataset, data_root, seed, subset, device, precision, batch_s
       bench run fid --fake folder:samples/ --dataset folder --data-root other/
       bench run dedup --data-root photos/ --set radius=0,2   (a folder of images; or --dataset lsun)
       bench run dedup --dataset cifar10 --data-root ~/data/cifar10 --inject 1000
+      bench run forget --ckpt g.pt --set boxes=boxes.csv       (without boxes: the numbered samples)
+      bench run guided-backprop --ckpt d.pt --dataset fashion-mnist --data-root ~/data/fashion-mnist
+      bench run memorisation --ckpt g.pt --dataset fashion-mnist --data-root ~/data/fashion-mnist
     """
     from bench.run import run as run_task
 
