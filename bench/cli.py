@@ -111,10 +111,20 @@ def train(dataset, data_root, download, subset, image_size, channels, arch, nz, 
 @click.option("--device", default="auto", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
               help="PNG grid; the z vectors go beside it as <out>.z.pt.")
-def sample(ckpt, n, seed, device, out):
-    """Draw samples from a generator into a PNG grid (and save their z)."""
+@click.option("--numbers/--no-numbers", default=True, show_default=True,
+              help="Draw each tile's index (its row in <out>.z.pt) on it, to pick samples for vector-arithmetic.")
+def sample(ckpt, n, seed, device, out, numbers):
+    """Draw samples from a generator into a PNG grid (and save their z).
+
+    \b
+    The numbered tiles name samples for the vector-arithmetic task, e.g.
+      bench sample --ckpt g.pt --n 64 --out grid.png
+      bench run vector-arithmetic --ckpt g.pt --dataset fashion-mnist --set z=grid.png.z.pt \\
+          --set a=3,9,17 --set b=5,11,40 --set c=2,8,30
+    """
     import torch
 
+    from bench.tasks.latent import numbered_grid
     from dcgan.checkpoint import load_net
     from dcgan.device import resolve_device
     from dcgan.fsutil import atomic_path
@@ -126,7 +136,7 @@ def sample(ckpt, n, seed, device, out):
     z = sample_z(n, cfg, torch.Generator().manual_seed(seed))
     with torch.no_grad():
         x = G.to(dev)(z.to(dev))
-    save_grid(x, out)
+    (numbered_grid if numbers else save_grid)(x, out)
     with atomic_path(f"{out}.z.pt") as tmp:
         torch.save(z, tmp)
     click.echo(f"wrote {out} ({n} samples) and {out}.z.pt")

@@ -1,0 +1,318 @@
+"""Walking in the latent space and vector arithmetic on z (Radford et al. 2016, section 6).
+
+Both tasks read only a generator (``reads_data = False``): no data set is loaded, and ``--dataset``
+is optional; when given, the data set column of their rows names what G was trained on. Their pictures are the result; the numbers beside them are
+deliberately few and each means exactly what its docstring says.
+
+- ``latent-walk`` (section 6.1): walks through 9 random points in Z, linear and spherical
+  interpolation, one picture row per walk. A memorising generator would show sharp transitions
+  along a walk; ``max_step_ratio`` measures the sharpest one.
+- ``vector-arithmetic`` (section 6.3.2): concepts are the mean z of 3 or more samples picked by
+  index from ``bench sample``'s numbered grid; ``A - B + C`` is rendered with 8 noisy neighbours
+  beside the same arithmetic done on pixels, and a direction ``mean(right) - mean(left)`` (the
+  paper's "turn" vector) is added at growing scale to random samples.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench.results import Measurement
+from bench.tasks.base import TASKS, RunContext, Task
+from dcgan.checkpoint import fingerprint
+from dcgan.config import DCGANConfig
+from dcgan.device import autocast
+from dcgan.errors import ConfigError
+from dcgan.fsutil import atomic_path
+from dcgan.nets import sample_z
+from dcgan.train import save_grid
+
+INTERPOLATIONS = ("linear", "spherical")
+MIN_EXEMPLARS = 3  # paper 6.3.2: "averaging the Z vector for three exemplars" made results stable
+PAD = 2  # pixels between tiles, as in dcgan.train.save_grid
+LEGIBLE = 64  # tiles smaller than this are enlarged (nearest neighbour) before text is drawn on them
+
+
+# ---- interpolation and the walk's measurement ------------------------------------------------------
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation (White 2016, "Sampling generative networks") between rows of ``a`` and
+    ``b`` at fractions ``t``: it follows the great circle, so the norm stays near that of typical z
+    where a straight line cuts through the low-norm middle a Gaussian prior rarely draws."""
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1).clamp(-1, 1)
+    omega = torch.acos(cos)[:, None]
+    t = t[:, None]
+    straight = omega.abs() < 1e-6  # (anti)parallel endpoints: the circle is undefined, use the line
+    sin = torch.where(straight, torch.ones_like(omega), torch.sin(omega))
+    curved = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / sin
+    return torch.where(straight, (1 - t) * a + t * b, curved)
+
+
+def walk(points: torch.Tensor, steps: int, kind: str) -> torch.Tensor:
+    """z along a walk through ``points`` (P x nz): the first point, then ``steps`` evenly spaced
+    fractions of each segment up to and including its end, 1 + (P - 1) * steps vectors."""
+    t = torch.arange(1, steps + 1, dtype=points.dtype) / steps
+    a = points[:-1].repeat_interleave(steps, 0)
+    b = points[1:].repeat_interleave(steps, 0)
+    tt = t.repeat(len(points) - 1)
+    between = (1 - tt[:, None]) * a + tt[:, None] * b if kind == "linear" else slerp(a, b, tt)
+    return torch.cat([points[:1], between])
+
+
+def max_step_ratio(images: torch.Tensor) -> float:
+    """The largest change between consecutive images of a walk (L2 over all pixels) divided by the
+    mean change: 1.0 when every step changes the image equally, large when one step jumps.
+
+    A generator that had memorised its training images would move smoothly within one and then jump
+    to the next; a smooth latent space keeps this near 1. Segments between farther apart anchors
+    change the image more per step, so a smooth walk still reads somewhat above 1, and the ratio
+    grows with the number of steps (the mean falls, a real jump does not). For scale: a walk whose
+    image stays put within each segment and jumps once per segment reads ``steps`` times the ratio of
+    its largest to its mean jump, so at least ``steps``. NaN when nothing changes.
+    """
+    change = (images[1:] - images[:-1]).flatten(1).double().norm(dim=1)
+    mean = change.mean()
+    return float(change.max() / mean) if mean > 0 else math.nan
+
+
+# ---- pictures ---------------------------------------------------------------------------------------
+
+def _tiles(images: torch.Tensor, nrow: int):
+    """Images in [-1, 1] as one RGB PIL grid laid out like ``save_grid``'s, enlarged to legible tiles;
+    returns (picture, scale)."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images.cpu() * 0.5 + 0.5, nrow=nrow, padding=PAD)
+    grid = grid.mul(255).add(0.5).clamp(0, 255).to(torch.uint8)  # save_image's rounding: same pixels
+    picture = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    scale = max(1, math.ceil(LEGIBLE / images.shape[-1]))
+    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST), scale
+
+
+def _save(picture, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
+    return path
+
+
+def numbered_grid(images: torch.Tensor, path: str | Path) -> Path:
+    """A grid of samples with each tile's index (its row in the saved z file) in the tile's top-left
+    corner, white on black, so exemplars can be picked for ``vector-arithmetic``."""
+    from PIL import ImageDraw
+
+    nrow = math.ceil(math.sqrt(len(images)))
+    picture, scale = _tiles(images, nrow)
+    draw = ImageDraw.Draw(picture)
+    step = (images.shape[-1] + PAD) * scale
+    for i in range(len(images)):
+        x, y = PAD * scale + (i % nrow) * step, PAD * scale + (i // nrow) * step
+        box = draw.textbbox((x + 1, y), str(i))
+        draw.rectangle((x, y, box[2] + 1, box[3] + 1), fill="black")
+        draw.text((x + 1, y), str(i), fill="white")
+    return _save(picture, Path(path))
+
+
+def captioned_rows(rows: list[tuple[str, torch.Tensor]], path: Path) -> Path:
+    """One row of tiles per (caption, images), the caption on its left, rows of any length."""
+    from PIL import Image, ImageDraw
+
+    pictures = [_tiles(images, len(images))[0] for _, images in rows]
+    measure = ImageDraw.Draw(pictures[0])
+    left = max(measure.textbbox((0, 0), caption)[2] for caption, _ in rows) + 8
+    sheet = Image.new("RGB", (left + max(p.width for p in pictures), sum(p.height for p in pictures)), "white")
+    draw, y = ImageDraw.Draw(sheet), 0
+    for (caption, _), picture in zip(rows, pictures):
+        sheet.paste(picture, (left, y))
+        draw.text((4, y + picture.height // 2), caption, fill="black", anchor="lm")
+        y += picture.height
+    return _save(sheet, path)
+
+
+@torch.no_grad()
+def render(ctx: RunContext, z: torch.Tensor) -> torch.Tensor:
+    """G(z) in [-1, 1] on the CPU for z of N x nz, in batches of the run's batch size and precision."""
+    G, _ = ctx.net("generator")
+    out = []
+    for chunk in z.view(len(z), -1, 1, 1).split(ctx.batch_size):
+        with autocast(ctx.device, ctx.precision):
+            out.append(G(chunk.to(ctx.device)).float().cpu())
+    return torch.cat(out)
+
+
+# ---- latent-walk ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WalkParams:
+    walks: int = 8  # rows of the picture, one walk each (the paper's figure 4 shows several)
+    points: int = 9  # paper 6.1: "interpolation between a series of 9 random points in Z"
+    steps: int = 4  # images per segment between two points (the paper gives none): 33 tiles a row
+    interpolations: tuple[str, ...] = INTERPOLATIONS
+
+
+@TASKS.register("latent-walk")
+class LatentWalk(Task):
+    """Rows: ``max_step_ratio`` per walk (``draw`` = walk index, ``features`` = linear or spherical);
+    ``bench report`` gives the mean over walks. Pictures: ``linear.png`` and ``spherical.png``, one
+    walk per row, the 9 points at every ``steps``-th tile (the first and last tile are points)."""
+
+    name = "latent-walk"
+    summary = "interpolations through 9 random points in Z (section 6.1): picture + sharpest step per walk"
+    Params = WalkParams
+    needs = "generator"
+    reads_data = False  # G alone: the pictures are its samples
+
+    def run(self, ctx: RunContext, p: WalkParams) -> list[Measurement]:
+        _, cfg = ctx.net("generator")
+        unknown = [k for k in p.interpolations if k not in INTERPOLATIONS]
+        if unknown or not p.interpolations:
+            raise ConfigError(f"interpolations={','.join(p.interpolations)}: expected some of "
+                              f"{', '.join(INTERPOLATIONS)}")
+        for key, least in (("walks", 1), ("points", 2), ("steps", 1)):
+            if getattr(p, key) < least:
+                raise ConfigError(f"{key}={getattr(p, key)}: expected at least {least}")
+        points = sample_z(p.walks * p.points, cfg, torch.Generator().manual_seed(ctx.seed))
+        points = points.view(p.walks, p.points, cfg.nz)
+        out = []
+        for kind in p.interpolations:
+            z = torch.cat([walk(w, p.steps, kind) for w in points])
+            images = render(ctx, z)
+            per_walk = images.view(p.walks, -1, *images.shape[1:])
+            save_grid(images, ctx.figure(f"{kind}.png"), nrow=per_walk.shape[1])
+            out += [Measurement("max_step_ratio", max_step_ratio(w), draw=i, split="", model="generator",
+                                features=kind) for i, w in enumerate(per_walk)]
+        return out
+
+
+# ---- vector-arithmetic ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ArithmeticParams:
+    z: str | None = None  # the z file `bench sample --out grid.png` writes: grid.png.z.pt
+    a: tuple[int, ...] = ()  # indices into z (tiles of the numbered grid): concept A of A - B + C
+    b: tuple[int, ...] = ()
+    c: tuple[int, ...] = ()
+    neighbours: int = 8  # paper figure 7: the result and 8 samples around it
+    noise: float = 0.25  # paper 6.3.2: "uniform noise sampled with scale +-0.25 was added to Y"
+    left: tuple[int, ...] = ()  # indices of one end of a direction (paper: faces looking left) ...
+    right: tuple[int, ...] = ()  # ... and of the other: direction = mean z(right) - mean z(left)
+    turn_rows: int = 8  # samples the direction is added to: the first z drawn with the run's seed
+    turn_steps: int = 8  # scales from turn_scale[0] to turn_scale[1], one tile each
+    turn_scale: tuple[float, ...] = (0.0, 1.0)  # 0: the sample itself, 1: sample + the whole direction
+
+
+@TASKS.register("vector-arithmetic")
+class VectorArithmetic(Task):
+    """Rows (``model`` generator, ``draw`` 0 unless said):
+
+    - ``z_norm`` of each vector, ``features`` naming it (``a``, ``b``, ``c``, ``a-b+c``,
+      ``right-left``). For reference, the mean of k unrelated N(0, I) draws has norm about
+      sqrt(nz / k) (5.8 for nz = 100, k = 3): a concept well above that is a shared direction, not
+      noise averaging out; a result far below a typical sample's sqrt(nz) lies where G saw few z.
+    - ``rms_to_pixel_baseline``: root mean square pixel difference (images in [-1, 1]) between
+      G(A - B + C) (``draw`` 0) or its i-th noisy neighbour (``draw`` i) and the pixel-space
+      arithmetic mean(A images) - mean(B images) + mean(C images). It says how far the z result is
+      from superimposing the exemplars, not whether it is right: that is judged on the picture.
+
+    Pictures: ``arithmetic.png`` (rows A, B, C: the exemplars and G(mean z) last; then G(A - B + C)
+    and its neighbours; then the exemplars' mean images and their A - B + C) and ``turn.png`` (one
+    sample per row, the direction added at ``turn_steps`` scales from left to right). The turn's
+    samples are the first ``turn_rows`` z drawn with the run's seed: `bench sample` with the same
+    seed shows them as its first tiles, so each row's start can be found in the numbered grid.
+    """
+
+    name = "vector-arithmetic"
+    summary = "A - B + C on averaged z of picked samples, and an added 'turn' direction (section 6.3.2)"
+    Params = ArithmeticParams
+    needs = "generator"
+    reads_data = False  # G alone: the pictures are its samples
+
+    def run(self, ctx: RunContext, p: ArithmeticParams) -> list[Measurement]:
+        _, cfg = ctx.net("generator")
+        groups = _check(p)
+        z = load_z(p.z, cfg)
+        for key, indices in groups.items():
+            if bad := [i for i in indices if not 0 <= i < len(z)]:
+                raise ConfigError(f"{key}={','.join(map(str, indices))}: index {bad[0]} is out of range for the "
+                                  f"{len(z)} z vectors in {p.z}")
+        extra = {"z_sha256": fingerprint(p.z)}
+        out = []
+        if "a" in groups:
+            out += self._arithmetic(ctx, p, z, groups, extra)
+        if "left" in groups:
+            out += self._turn(ctx, p, cfg, z, groups, extra)
+        return out
+
+    def _arithmetic(self, ctx, p, z, groups, extra) -> list[Measurement]:
+        concept = {k: z[list(groups[k])].mean(0) for k in "abc"}
+        y = concept["a"] - concept["b"] + concept["c"]
+        noise = torch.rand((p.neighbours, *y.shape), generator=torch.Generator().manual_seed(ctx.seed))
+        results = render(ctx, torch.cat([y[None], y + (2 * noise - 1) * p.noise]))
+        rows, means = [], []
+        for k in "abc":
+            images = render(ctx, torch.cat([z[list(groups[k])], concept[k][None]]))
+            means.append(images[:-1].mean(0))
+            rows.append((f"{k.upper()}: {', '.join(map(str, groups[k]))}; G(mean z)", images))
+        pixel = means[0] - means[1] + means[2]
+        rows += [(f"z: A - B + C, {p.neighbours} neighbours", results),
+                 ("pixels: mean A, B, C; A - B + C", torch.stack([*means, pixel.clamp(-1, 1)]))]
+        captioned_rows(rows, ctx.figure("arithmetic.png"))
+        rms = (results - pixel).pow(2).flatten(1).mean(1).sqrt()
+        norms = {**concept, "a-b+c": y}
+        return ([Measurement("z_norm", float(v.norm()), split="", model="generator", features=k, extra=extra)
+                 for k, v in norms.items()]
+                + [Measurement("rms_to_pixel_baseline", float(d), draw=i, split="", model="generator",
+                               features="a-b+c", extra=extra) for i, d in enumerate(rms)])
+
+    def _turn(self, ctx, p, cfg, z, groups, extra) -> list[Measurement]:
+        direction = z[list(groups["right"])].mean(0) - z[list(groups["left"])].mean(0)
+        samples = sample_z(p.turn_rows, cfg, torch.Generator().manual_seed(ctx.seed)).view(p.turn_rows, -1)
+        scales = torch.linspace(*p.turn_scale, p.turn_steps)
+        moved = samples[:, None] + scales[None, :, None] * direction
+        save_grid(render(ctx, moved.flatten(0, 1)), ctx.figure("turn.png"), nrow=p.turn_steps)
+        return [Measurement("z_norm", float(direction.norm()), split="", model="generator", features="right-left",
+                            extra=extra)]
+
+
+def _check(p: ArithmeticParams) -> dict[str, tuple[int, ...]]:
+    """The index groups asked for, after checking the parameters make sense together."""
+    groups = {k: getattr(p, k) for k in ("a", "b", "c", "left", "right") if getattr(p, k)}
+    for wanted in (("a", "b", "c"), ("left", "right")):
+        given = [k for k in wanted if k in groups]
+        if given and len(given) < len(wanted):
+            raise ConfigError(f"{', '.join(given)} given without {', '.join(k for k in wanted if k not in groups)}: "
+                              f"expected all of {', '.join(wanted)}")
+    if not groups:
+        raise ConfigError("vector-arithmetic needs a=, b=, c= (A - B + C) and/or left=, right= (a direction): "
+                          "indices of tiles in `bench sample`'s grid, with z=<grid>.png.z.pt")
+    for key, indices in groups.items():
+        if len(indices) < MIN_EXEMPLARS:
+            raise ConfigError(f"{key}={','.join(map(str, indices))}: expected at least {MIN_EXEMPLARS} sample "
+                              f"indices (the paper averages 3 exemplars per concept)")
+    if p.neighbours < 0 or p.noise < 0:
+        raise ConfigError(f"neighbours={p.neighbours}, noise={p.noise}: expected both at least 0")
+    if len(p.turn_scale) != 2 or p.turn_steps < 2 or p.turn_rows < 1:
+        raise ConfigError(f"turn_scale={','.join(map(str, p.turn_scale))}, turn_steps={p.turn_steps}, "
+                          f"turn_rows={p.turn_rows}: expected two scales (from,to), at least 2 steps and 1 row")
+    return groups
+
+
+def load_z(path: str | None, cfg: DCGANConfig) -> torch.Tensor:
+    """The z vectors of a ``bench sample`` run as an N x nz tensor, checked against the generator."""
+    if not path:
+        raise ConfigError("vector-arithmetic needs z=PATH: the <grid>.png.z.pt that `bench sample` writes")
+    if not Path(path).is_file():
+        raise ConfigError(f"z={path}: no such file; expected the <grid>.png.z.pt that `bench sample` writes")
+    try:
+        z = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for truncated or foreign files
+        raise ConfigError(f"z={path}: not a z file `bench sample` wrote ({type(e).__name__})") from None
+    if not isinstance(z, torch.Tensor) or z.dim() not in (2, 4) or not z.is_floating_point():
+        raise ConfigError(f"z={path}: expected a float tensor of N z vectors (N x nz or N x nz x 1 x 1)")
+    z = z.flatten(1).float()
+    if z.shape[1] != cfg.nz:
+        raise ConfigError(f"z={path}: holds {z.shape[1]}-dimensional z vectors, the generator takes nz={cfg.nz}")
+    return z
