@@ -233,9 +233,9 @@ def search(codes: np.ndarray, radius: int, index: str = "auto", nprobe: int = 16
         raise ConfigError(f"radius={radius}: must be at least 0")
     if index not in INDEXES or nprobe < 1:
         raise ConfigError(f"index={index!r}, nprobe={nprobe}: expected one of {', '.join(INDEXES)} and nprobe >= 1")
-    distinct, group, size = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    distinct, group, size = _group(codes)
     if radius == 0 or len(distinct) < 2:
-        return Matches(group.reshape(-1), size, Pairs.none(), "none")
+        return Matches(group, size, Pairs.none(), "none")
     if index == "auto":
         index = "flat" if len(distinct) <= EXACT_MAX else "ivf"
     faiss_index, n = binary_index(distinct, index, nprobe, seed), len(distinct)
@@ -249,7 +249,20 @@ def search(codes: np.ndarray, radius: int, index: str = "auto", nprobe: int = 16
         dists.append(D[other].astype(np.int64))
     # both ends: an approximate index may find a pair from one of them only
     key, first = np.unique(np.concatenate(keys), return_index=True)
-    return Matches(group.reshape(-1), size, Pairs(key // n, key % n, np.concatenate(dists)[first]), index)
+    return Matches(group, size, Pairs(key // n, key % n, np.concatenate(dists)[first]), index)
+
+
+def _group(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(codes, axis=0, return_inverse=True, return_counts=True)`` by a lexsort of the codes
+    as big-endian 64-bit words (same order): 0.3 s instead of 9 s on 10^6 128-bit codes."""
+    words = np.pad(codes, ((0, 0), (0, -codes.shape[1] % 8))).view(">u8")
+    order = np.lexsort(words.T[::-1])
+    ordered = words[order]
+    new = np.concatenate([[len(codes) > 0], (ordered[1:] != ordered[:-1]).any(axis=1)])
+    group = np.empty(len(codes), dtype=np.int64)
+    group[order] = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    return codes[order[starts]], group, np.diff(np.append(starts, len(codes)))
 
 
 def binary_index(codes: np.ndarray, kind: str, nprobe: int, seed: int):
