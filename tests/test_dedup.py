@@ -176,6 +176,21 @@ def test_injected_pairs_scored_against_brute_force(digits):
         assert got["recall"] > 1 / len(EDITS)  # more than the copies are found at radius 4
 
 
+def test_training_shifts_are_translations_with_edge_pixels_repeated(digits):
+    data, _, _ = digits
+    images = torch.stack([data[i][0] for i in range(40)])
+    moved = dedup.translated(images, 3, torch.Generator().manual_seed(0))
+    assert moved.shape == images.shape and torch.equal(moved, moved.round())
+    offsets = []
+    for a, b in zip(images.float(), moved):
+        found = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
+                 if torch.equal(torch.roll(a, (dy, dx), (1, 2))[:, 3:-3, 3:-3], b[:, 3:-3, 3:-3])]
+        assert found, "not a translation by at most 3 px"
+        offsets.append(found[0])
+    assert len(set(offsets)) > 5  # drawn per image
+    assert torch.equal(dedup.translated(images, 0, torch.Generator()), images.float())
+
+
 def test_autoencoder_cache_key_follows_data_recipe_and_seed():
     base = dedup.autoencoder_cache_path("abc", "t", dedup.AERecipe(), 0)
     assert base == dedup.autoencoder_cache_path("abc", "t", dedup.AERecipe(), 0)
