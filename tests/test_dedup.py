@@ -211,6 +211,7 @@ def test_bench_run_dedup_end_to_end(tmp_path):
     root = write_digits_folder(tmp_path / "photos", per_class=10)
     r = _run(tmp_path, root, "--inject", "30")
     assert r.exit_code == 0, r.output
+    assert "dedup.csv (" in r.output and "features cached" not in r.output  # dedup uses no feature cache
     df = pd.read_csv(tmp_path / "results" / "dedup.csv")
     assert tuple(df.columns) == RESULT_COLUMNS
     assert set(df.model) == {"ae-hash", "phash"}
