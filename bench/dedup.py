@@ -274,7 +274,7 @@ def search(codes: np.ndarray, radius: int, index: str = "auto", nprobe: int = 16
 
 def _group(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(codes, axis=0, return_inverse=True, return_counts=True)`` by a lexsort of the codes
-    as big-endian 64-bit words (same order): 0.3 s instead of 9 s on 10^6 128-bit codes."""
+    as big-endian 64-bit words (same order): 1.1 s instead of 9 s on 10^6 128-bit codes, both measured niced."""
     words = np.pad(codes, ((0, 0), (0, -codes.shape[1] % 8))).view(">u8")
     order = np.lexsort(words.T[::-1])
     ordered = words[order]
