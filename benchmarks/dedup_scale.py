@@ -78,9 +78,10 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     extra = real[rng.integers(0, len(real), max(args.sizes) - len(real))]
-    noisy = np.packbits(np.unpackbits(extra, axis=1) ^ (rng.random((len(extra), real.shape[1] * 8)) < args.flip), axis=1)
+    flips = rng.random((len(extra), real.shape[1] * 8)) < args.flip
+    noisy = np.packbits(np.unpackbits(extra, axis=1) ^ flips, axis=1)
     pool = np.concatenate([real, noisy])
-    print("\n| codes | radius | index | seconds | pairs | clusters | peak RSS MiB |\n| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| codes | radius | index | seconds | pairs | clusters | peak RSS MiB |\n" + "| --- " * 7 + "|")
     recall = []
     for n in args.sizes:
         for r in args.radius:
@@ -94,7 +95,7 @@ def main() -> None:
                 exact = found["flat"]
                 recall.append((n, r, len(found["ivf"] & exact), len(exact)))
     if recall:
-        print(f"\n| IVF (nprobe {args.nprobe}) vs exact | radius | pairs found | exact pairs | recall |\n"
+        print(f"\n| IVF (nprobe {args.nprobe}) vs exact | radius | pairs of distinct codes found | exact | recall |\n"
               "| --- | --- | --- | --- | --- |")
         for n, r, hit, total in recall:
             print(f"| {n:,} codes | {r} | {hit:,} | {total:,} | {hit / max(total, 1):.4f} |")
