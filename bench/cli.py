@@ -220,8 +220,9 @@ def run(task, ckpt, dataset, data_root, seed, subset, device, precision, batch_s
     from bench.report import summarize, to_markdown
 
     click.echo(to_markdown(summarize(result.rows)))
-    click.echo(f"{len(result.rows)} rows -> {result.path} ({result.seconds:.1f} s; features cached: "
-               f"{result.cache_hits} hit(s), {result.cache_misses} extracted)")
+    cached = (f"; features cached: {result.cache_hits} hit(s), {result.cache_misses} extracted"
+              if result.cache_hits or result.cache_misses else "")  # tasks that never extract features
+    click.echo(f"{len(result.rows)} rows -> {result.path} ({result.seconds:.1f} s{cached})")
     if result.figure:
         click.echo(f"plot -> {result.figure}")
 

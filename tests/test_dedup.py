@@ -13,6 +13,7 @@ from bench import dedup
 from bench.cli import main
 from bench.inject import EDITS, Injected, score
 from bench.results import RESULT_COLUMNS
+from dcgan.errors import ConfigError
 from dcgan.data import load_dataset
 from fixtures_tasks import digits_images
 
@@ -52,11 +53,61 @@ def test_search_matches_brute_force_hamming(digits):
     for codes in (net.hash(images), dedup.phash(images)):
         counts = []
         for r in (0, 1, 3, 8):
-            pairs = dedup.find_pairs(codes, r)
+            matches = dedup.search(codes, r)
+            pairs = matches.pairs()
             found = set(zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist()))
-            assert found == brute_force_pairs(codes, r) and len(found) == len(pairs), r
+            assert found == brute_force_pairs(codes, r) and len(found) == len(pairs) == len(matches), r
+            assert np.array_equal(pairs.i, np.sort(pairs.i)), r
             counts.append(len(pairs))
         assert counts[-1] > counts[0] >= 5  # the copies collide; similar digits come within larger radii
+
+
+def brute_force_clusters(codes, radius):
+    i, j, _ = np.array(sorted(brute_force_pairs(codes, radius))).reshape(-1, 3).T
+    return dedup.cluster(i, j, len(codes))
+
+
+def test_identical_codes_are_grouped_not_expanded_into_pairs():
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, (200, 16), dtype=np.uint8)  # random codes: ~64 bits apart
+    near = codes[7].copy()
+    near[0] ^= 0b11  # 2 bits from code 7
+    codes = np.concatenate([codes, np.repeat(codes[7:8], 150, axis=0), np.repeat(codes[9:10], 40, axis=0), [near]])
+    codes = codes[rng.permutation(len(codes))]
+    for r in (0, 2, 3):
+        m = dedup.search(codes, r)
+        assert len(m.near) == (r >= 2)  # a group is one entry: only code 7's group and its near code are a pair
+        pairs = m.pairs()
+        assert set(zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist())) == brute_force_pairs(codes, r)
+        assert len(m) == len(pairs) == 151 * 150 // 2 + 41 * 40 // 2 + 151 * (r >= 2)
+        c, expected = m.clusters(), brute_force_clusters(codes, r)
+        assert np.array_equal(c.label, expected.label) and np.array_equal(c.kept, expected.kept)
+        some = np.array([0, 5, 100])
+        part = m.pairs(some)
+        assert set(zip(part.i.tolist(), part.j.tolist())) == {
+            (i, j) for i, j in zip(pairs.i.tolist(), pairs.j.tolist()) if i in some or j in some}
+
+    big = np.repeat(codes[:1], 30_000, axis=0)  # 450 million pairs if listed
+    big = np.concatenate([big, codes[1:3]])
+    m = dedup.search(big, 4)
+    assert len(m) == 30_000 * 29_999 // 2 and len(m.near) == 0 and len(m.clusters()) == 1
+    assert len(m.pairs(np.array([5]))) == 29_999
+
+
+def test_ivf_index_equals_the_exact_index_when_it_probes_every_list(digits):
+    data, net, injected = digits
+    images = torch.stack([injected[i][0] for i in range(len(injected))])
+    for codes in (net.hash(images), dedup.phash(images)):
+        for r in (3, 8):
+            flat = dedup.search(codes, r, index="flat")
+            every = dedup.search(codes, r, index="ivf", nprobe=10**6)
+            one = dedup.search(codes, r, index="ivf", nprobe=1)
+            assert flat.index == "flat" and every.index == "ivf"
+            assert all(np.array_equal(a, b) for a, b in zip(flat.near, every.near)), r
+            found = set(zip(flat.near.i.tolist(), flat.near.j.tolist()))
+            assert set(zip(one.near.i.tolist(), one.near.j.tolist())) <= found  # approximate: a subset
+    with pytest.raises(ConfigError, match="index='hnsw'"):
+        dedup.search(codes, 1, index="hnsw")
 
 
 def test_the_hash_is_the_active_code_units(digits):
@@ -83,11 +134,11 @@ def test_chunked_hashing_gives_the_codes_of_one_pass(digits):
 
 def test_clusters_are_connected_components_keeping_the_lowest_index():
     pairs = dedup.Pairs(np.array([0, 3, 7, 2, 1]), np.array([3, 5, 8, 9, 9]), np.zeros(5, dtype=np.int64))
-    c = dedup.cluster(pairs, 11)
+    c = dedup.cluster(pairs.i, pairs.j, 11)
     assert c.kept.tolist() == [0, 1, 7]
     assert c.label.tolist() == [0, 1, 1, 0, -1, 0, -1, 2, 2, 1, -1]
     assert c.flagged.tolist() == [2, 3, 5, 8, 9]
-    none = dedup.cluster(dedup.find_pairs(np.zeros((0, 16), np.uint8), 0), 0)
+    none = dedup.search(np.zeros((0, 16), np.uint8), 0).clusters()
     assert len(none) == 0 and len(none.flagged) == 0
 
 
@@ -114,7 +165,7 @@ def test_injected_pairs_scored_against_brute_force(digits):
     for codes in (net.hash(images), dedup.phash(images)):
         D = dedup.hamming(codes[:, None], codes[None])
         for r in (0, 4):
-            pairs = dedup.find_pairs(codes, r)
+            pairs = dedup.search(codes, r).pairs(np.arange(n, len(codes)))  # those involving a copy
             got = score(set(zip(pairs.i.tolist(), pairs.j.tolist())), truth, n)
             found = np.triu(D <= r, 1)
             involved = found[:, n:].sum()  # pairs whose higher index is an injected copy
@@ -123,6 +174,21 @@ def test_injected_pairs_scored_against_brute_force(digits):
             assert got["recall"] == pytest.approx(hits / 60)
             assert got["recall_copy"] == 1.0  # an exact copy always collides
         assert got["recall"] > 1 / len(EDITS)  # more than the copies are found at radius 4
+
+
+def test_training_shifts_are_translations_with_edge_pixels_repeated(digits):
+    data, _, _ = digits
+    images = torch.stack([data[i][0] for i in range(40)])
+    moved = dedup.translated(images, 3, torch.Generator().manual_seed(0))
+    assert moved.shape == images.shape and torch.equal(moved, moved.round())
+    offsets = []
+    for a, b in zip(images.float(), moved):
+        found = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
+                 if torch.equal(torch.roll(a, (dy, dx), (1, 2))[:, 3:-3, 3:-3], b[:, 3:-3, 3:-3])]
+        assert found, "not a translation by at most 3 px"
+        offsets.append(found[0])
+    assert len(set(offsets)) > 5  # drawn per image
+    assert torch.equal(dedup.translated(images, 0, torch.Generator()), images.float())
 
 
 def test_autoencoder_cache_key_follows_data_recipe_and_seed():
@@ -145,6 +211,7 @@ def test_bench_run_dedup_end_to_end(tmp_path):
     root = write_digits_folder(tmp_path / "photos", per_class=10)
     r = _run(tmp_path, root, "--inject", "30")
     assert r.exit_code == 0, r.output
+    assert "dedup.csv (" in r.output and "features cached" not in r.output  # dedup uses no feature cache
     df = pd.read_csv(tmp_path / "results" / "dedup.csv")
     assert tuple(df.columns) == RESULT_COLUMNS
     assert set(df.model) == {"ae-hash", "phash"}

@@ -47,6 +47,8 @@ class DedupParams(AERecipe):
     inject: int = 0  # edited copies appended as ground truth; 0: none
     edits: tuple[str, ...] = tuple(EDITS)  # the edits of the copies, in turn
     ae: str | None = None  # a trained autoencoder file (e.g. from another collection's cache) instead of training
+    index: str = "auto"  # faiss range search: flat (exact), ivf, or auto (flat up to bench.dedup.EXACT_MAX codes)
+    nprobe: int = 16  # ivf lists scanned per query (recall vs exact: benchmarks/dedup_scale.py)
     chunk: int = 4096  # images decoded and hashed at a time
     sheet_clusters: int = 16  # clusters drawn on the contact sheet
 
@@ -88,6 +90,7 @@ class Dedup(Task):
         if p.inject:
             readable = set(hashed.ids.tolist())
             truth = {pair: e for pair, e in collection.truth().items() if readable.issuperset(pair)}
+            copies = np.flatnonzero(hashed.ids >= len(data))  # rows of the injected copies
 
         ae_extra = {k: v for k, v in ae_info.items() if k != "recipe"}  # the recipe is in the params already
         out, clustered = [], []
@@ -95,19 +98,20 @@ class Dedup(Task):
             bits = hashed.codes[method].shape[1] * 8
             for r in p.radius if method == "ae-hash" else p.phash_radius:
                 t0 = time.perf_counter()
-                pairs = dedup.find_pairs(hashed.codes[method], r)
-                clusters = dedup.cluster(pairs, len(hashed.ids))
+                matches = dedup.search(hashed.codes[method], r, p.index, p.nprobe, ctx.seed)
+                clusters = matches.clusters()
                 search = time.perf_counter() - t0
-                values = {"images": len(hashed.ids), "images_skipped": len(hashed.skipped), "pairs": len(pairs),
+                values = {"images": len(hashed.ids), "images_skipped": len(hashed.skipped), "pairs": len(matches),
                           "clusters": len(clusters), "flagged": len(clusters.flagged), "radius": r,
                           "seconds_read": hashed.seconds["read"], "seconds_hash": hashed.seconds[method],
                           "seconds_search": search}
                 if method == "ae-hash":  # 0 when the autoencoder came from the cache or --ae
                     values["seconds_train"] = ae_info["train_seconds"] if ae_info["ae_source"] == "trained" else 0.0
                 if p.inject:
+                    pairs = matches.pairs(copies)  # score() looks at pairs involving a copy only
                     found = set(zip(hashed.ids[pairs.i].tolist(), hashed.ids[pairs.j].tolist()))
                     values.update(score(found, truth, len(data)))
-                extra = {"n_injected": len(truth), **(ae_extra if method == "ae-hash" else {})}
+                extra = {"n_injected": len(truth), "index": matches.index, **(ae_extra if method == "ae-hash" else {})}
                 out += [Measurement(metric, value, split=p.split, model=method, features=f"{bits}-bit r={r}",
                                     extra=extra) for metric, value in values.items()]
                 clustered.append((method, r, clusters, hashed.codes[method]))
