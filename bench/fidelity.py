@@ -57,14 +57,41 @@ class Extractor:
 EXTRACTORS: Registry[Extractor] = Registry("feature extractor")
 
 
+# torch-fidelity's InceptionV3 modules in the order its forward runs them, up to the 2048-d pool3 features
+TRUNK = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
+         "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+         "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "AvgPool")
+TRUNK_FEATURES = {"2048", "logits_unbiased", "logits"}  # what the fast forward serves; others take torch-fidelity's
+
+
+def tf1_resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out x n_in) weights of TensorFlow 1.x's bilinear resize along one axis (align_corners=False, no
+    half-pixel offset), the rule torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x`` follows:
+    source position o * n_in / n_out, its floor and the next pixel (clamped to the edge), weighted by
+    the fraction. The 2-D resize is separable, ``R_h @ image @ R_w.T``: two small matrix products
+    instead of four gathers at the output size."""
+    pos = torch.arange(n_out, dtype=torch.float32) * torch.tensor(n_in / n_out, dtype=torch.float32)
+    lo = pos.long()
+    frac = pos - lo.float()
+    rows = torch.arange(n_out)
+    R = torch.zeros(n_out, n_in)
+    R[rows, lo] += 1 - frac
+    R[rows, (lo + 1).clamp_max(n_in - 1)] += frac
+    return R
+
+
 class FastInceptionV3(FeatureExtractorInceptionV3):
     """torch-fidelity's InceptionV3, same weights and same resize, faster on the CPU.
 
-    Batch norm is folded into the convolutions (one pass over each activation instead of three),
-    activations are channels_last (oneDNN's native layout: no reorder per convolution) and the
-    forward runs in inference mode. The features equal torch-fidelity's to ~1e-6 relative
-    (benchmarks/fid_throughput.py measures it). ``precision = "bf16"`` (a subclass per precision,
-    see ``torch_fidelity_name``) autocasts the convolutions: faster, but the features move by ~1e-2.
+    - The TensorFlow-style resize to 299 x 299 is two matrix products (``tf1_resize_matrix``) instead
+      of four gathers and three blends at the output size.
+    - Batch norm is folded into the convolutions (one pass over each activation instead of three).
+    - Activations are channels_last (oneDNN's native layout: no reorder per convolution), in inference mode.
+
+    The features equal torch-fidelity's to ~1e-6 relative (benchmarks/fid_throughput.py and a test
+    measure it). Features other than pool3 and the logits (the 64/192/768-d taps) take torch-fidelity's
+    own forward. ``precision = "bf16"`` (a subclass per precision, see ``torch_fidelity_name``)
+    autocasts the convolutions: faster with native bf16, but the features move by ~1e-2.
     """
 
     precision: ClassVar[str] = "fp32"
@@ -75,10 +102,32 @@ class FastInceptionV3(FeatureExtractorInceptionV3):
             if isinstance(block, BasicConv2d):
                 block.conv, block.bn = fuse_conv_bn_eval(block.conv, block.bn), torch.nn.Identity()
         self.to(memory_format=torch.channels_last)
+        self._resize: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def forward(self, x):
         with torch.inference_mode(), autocast(x.device, self.precision):
-            return tuple(f.float() for f in super().forward(x))
+            if not set(self.features_list) <= TRUNK_FEATURES:
+                return tuple(f.float() for f in super().forward(x))
+            if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
+                raise ValueError(f"expected uint8 images N x 3 x H x W, got {x.dtype} {tuple(x.shape)}")
+            x = self.resize(x.float())
+            x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)
+            for name in TRUNK:
+                x = getattr(self, name)(x)
+            pool3 = torch.flatten(x, 1).float()
+            unbiased = pool3 @ self.fc.weight.T if {"logits", "logits_unbiased"} & set(self.features_list) else None
+            features = {"2048": pool3, "logits_unbiased": unbiased,
+                        "logits": None if unbiased is None else unbiased + self.fc.bias}
+            return tuple(features[f].float() for f in self.features_list)
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        """N x 3 x H x W float -> N x 3 x 299 x 299, as torch-fidelity's resize (to float rounding)."""
+        key = (x.shape[2], x.shape[3])
+        if key not in self._resize:
+            self._resize[key] = (tf1_resize_matrix(key[0], self.INPUT_IMAGE_SIZE).to(x.device),
+                                 tf1_resize_matrix(key[1], self.INPUT_IMAGE_SIZE).to(x.device))
+        rh, rw = self._resize[key]
+        return rh @ x @ rw.T
 
 
 CONVENTION = "tf-inception-2015-12-05, torch-fidelity bilinear resize"

@@ -249,6 +249,19 @@ def random_inception(tmp_path_factory) -> tuple:
     return path, net.state_dict()
 
 
+@pytest.mark.parametrize("side", [28, 32, 64, 299, 320])
+def test_separable_resize_equals_torch_fidelitys_tensorflow_resize(side):
+    """Up, none and down: the two matrix products give torch-fidelity's TF1 bilinear resize."""
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    from bench.fidelity import tf1_resize_matrix
+
+    x = torch.randint(0, 256, (2, 3, side, side + 3), generator=torch.Generator().manual_seed(side)).float()
+    theirs = interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299), align_corners=False)
+    ours = tf1_resize_matrix(side, 299) @ x @ tf1_resize_matrix(side + 3, 299).T
+    assert float((ours - theirs).abs().max()) < 1e-3  # of 255: float rounding only
+
+
 def test_fast_inception_equals_torch_fidelitys_features(random_inception):
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -256,11 +269,13 @@ def test_fast_inception_equals_torch_fidelitys_features(random_inception):
 
     path, _ = random_inception
     x = load_dataset("synthetic", "test", image_size=32, subset=3).images
+    wanted = ["2048", "logits_unbiased", "logits"]  # what FID, KID, PR and IS ask for
     with torch.no_grad():
-        (ref,) = FeatureExtractorInceptionV3("ref", ["2048"], feature_extractor_weights_path=str(path))(x)
-        (ours,) = FastInceptionV3("ours", ["2048"], feature_extractor_weights_path=str(path))(x)
-    assert ref.abs().max() > 0
-    assert float((ours - ref).abs().max() / ref.abs().max()) < 1e-5
+        refs = FeatureExtractorInceptionV3("ref", wanted, feature_extractor_weights_path=str(path))(x)
+        ours = FastInceptionV3("ours", wanted, feature_extractor_weights_path=str(path))(x)
+    for name, a, b in zip(wanted, ours, refs):
+        assert b.abs().max() > 0
+        assert float((a - b).abs().max() / b.abs().max()) < 1e-5, name
 
 
 def test_conversion_maps_every_layer_and_marks_the_missing_classifier(random_inception, tmp_path):
