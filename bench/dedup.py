@@ -56,7 +56,10 @@ class AERecipe:
     mid-range; the choice matters little at that scale. ``shift`` (inputs translated by up to k px,
     the clean image as target) was measured on all 50,000 CIFAR-10 training images plus 5,000 copies:
     shift=3 doubles the recall of 1-3 px shifts at radius 8 (0.12 -> 0.23) but loses brightness
-    changes (0.63 -> 0.46), same F1 (0.80), so it is off by default. Adam at 1e-3, batches of 128, 20 epochs
+    changes (0.63 -> 0.46), same F1 (0.80), so it is off by default. ``threshold``, ``normalize`` and
+    ``jitter`` were measured on 10,000 images plus 1,000 copies (README): best F1 at precision >= 0.99
+    0.858-0.882 for every combination, the paper's relu 0.873, within one draw's noise, so the paper's
+    method stays the default. Adam at 1e-3, batches of 128, 20 epochs
     (7 s for 2,000 images on one core); ``train_images`` caps the sample held in memory (3 KB each).
     """
 
