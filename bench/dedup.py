@@ -290,6 +290,7 @@ INDEXES = ("auto", "substrings", "flat", "ivf")
 EXACT_MAX = 200_000  # distinct codes searched exactly by faiss up to here, IVF above (benchmarks/dedup_scale.py)
 SUBSTRINGS = 6  # the substring join's parts: ~21 bits of a 128-bit code, a dense 2^21-entry table each
 PROBE_MAX = 4_000_000  # candidate pairs checked at a time by the substring join (~100 MB of work arrays)
+ROW_BATCH = 65_536  # rows whose buckets the substring join looks up at a time
 
 
 def search(codes: np.ndarray, radius: int, index: str = "auto", nprobe: int = 16, seed: int = 0,
@@ -357,21 +358,26 @@ def substring_join(codes: np.ndarray, radius: int) -> Pairs:
         flips = (1 << np.arange(len(part) if slack[s] else 0)).tolist()
         bounds = np.zeros((1 << len(part)) + 1, dtype=np.int32)  # bucket v holds rows[bounds[v]:bounds[v + 1]]
         np.cumsum(np.bincount(key, minlength=1 << len(part)), out=bounds[1:])
-        rows = np.argsort(key, kind="stable").astype(np.int32)
-        work = np.cumsum(sum((bounds[(key ^ f) + 1] - bounds[key ^ f] for f in [0, *flips]), np.int64(0)))
-        for lo, hi in _batches(work, PROBE_MAX):
-            q = (key[lo:hi, None] ^ np.array([0, *flips])).ravel()
+        rows = np.argsort(key, kind="stable").astype(np.int32)  # ascending within a bucket
+        after = np.empty(len(rows), dtype=np.int32)  # where in ``rows`` a row's own bucket continues past it
+        after[rows] = np.arange(1, len(rows) + 1, dtype=np.int32)
+        for lo in range(0, len(codes), ROW_BATCH):
+            hi = min(lo + ROW_BATCH, len(codes))
+            q = (key[lo:hi, None] ^ np.array([0, *flips])).reshape(-1)
             first, last = bounds[q], bounds[q + 1]
-            a = np.repeat(np.arange(lo, hi, dtype=np.int32), len(flips) + 1).repeat(last - first)
-            b = rows[_ranges(first, last)]
-            a, b = a[a < b], b[a < b]
-            x = [w[a] ^ w[b] for w in words]
-            near = _popcount(x) <= radius
-            a, b, x = a[near], b[near], [w[near] for w in x]
-            earlier = np.zeros(len(a), dtype=bool)  # admitted by a part before this one: reported there
-            for e in range(s):
-                earlier |= _popcount([w & m for w, m in zip(x, masks[e])]) <= slack[e]
-            found.append((a[~earlier], b[~earlier], _popcount([w[~earlier] for w in x])))
+            first[:: len(flips) + 1] = after[lo:hi]  # own bucket: only the rows above, each pair once
+            owner = np.repeat(np.arange(lo, hi, dtype=np.int32), len(flips) + 1)
+            for plo, phi in _batches(np.cumsum(last - first, dtype=np.int64), PROBE_MAX):
+                a = owner[plo:phi].repeat(last[plo:phi] - first[plo:phi])
+                b = rows[_ranges(first[plo:phi], last[plo:phi])]
+                a, b = a[a < b], b[a < b]
+                x = [w[a] ^ w[b] for w in words]
+                near = _popcount(x) <= radius
+                a, b, x = a[near], b[near], [w[near] for w in x]
+                earlier = np.zeros(len(a), dtype=bool)  # admitted by a part before this one: reported there
+                for e in range(s):
+                    earlier |= _popcount([w & m for w, m in zip(x, masks[e])]) <= slack[e]
+                found.append((a[~earlier], b[~earlier], _popcount([w[~earlier] for w in x])))
     a, b, d = (np.concatenate(x).astype(np.int64) for x in zip(*found))
     order = np.lexsort((b, a))
     return Pairs(a[order], b[order], d[order])
