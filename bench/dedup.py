@@ -61,7 +61,8 @@ class AERecipe:
     precision >= 0.99 (the paper's 0.873); on all 50,000 plus 5,000 copies ``threshold="median"``
     gave 0.821 against 0.752, with ``jitter=0.25, shift=2`` also the best F1 at any precision (0.879).
     The defaults stay the paper's method; ``normalize`` lost shifts and crops and was not kept up.
-    Adam at 1e-3, batches of 128, 20 epochs (7 s for 2,000 images on one core); ``train_images`` caps the sample held in memory (3 KB each).
+    Adam at 1e-3, batches of 128, 20 epochs (7 s for 2,000 images on one core); ``train_images``
+    caps the sample held in memory (3 KB each).
     """
 
     bits: int = 128  # paper: 128 code units
