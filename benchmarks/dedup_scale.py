@@ -4,19 +4,27 @@ Three measurements, printed as Markdown:
 
 1. ``hashing``: images/s of the autoencoder hash and of pHash on ``--images`` real images (decoded
    beforehand, so only hashing is timed).
-2. ``search``: ``bench.dedup.search`` (grouping, faiss range search, clusters) at each ``--radius``
-   over 10^4, 10^5 and 10^6 128-bit codes: the real images' codes, then copies of them with each bit
-   flipped with probability ``--flip`` (0.05: about 6 bits from their source), so every size holds
-   near-duplicates as real collections do. ``auto`` picks the index as the task does (flat up to
-   ``EXACT_MAX`` distinct codes, IVF above), except at 10^5, searched with both.
+2. ``search``: ``bench.dedup.search`` (grouping, range search, clusters) at each ``--radius`` over
+   10^4, 10^5 and 10^6 128-bit codes of three sets (``--sets``):
+   - ``augmented``: the codes of CIFAR-10's 60,000 images (train and test), then of the same images
+     moved by up to 3 px and re-lit (brightness +-19 levels, contrast x0.85-1.15) at random, in
+     turn, until the size is reached: a collection where each photo has ~16 near-duplicates.
+   - ``marginal``: the 60,000 real codes, then independent random codes with the real codes' bit
+     frequencies: a large collection of mostly distinct images.
+   - ``noisy``: ``--images`` real codes, then copies of them with each bit flipped with probability
+     ``--flip`` (0.05: ~6 bits from their source); 10^6 holds ~100 copies per source, so pairs crowd.
+   The index is the task's ``auto`` (the exact substring join for radii below 12); at 10^5 also
+   faiss's exact ``flat`` and approximate ``ivf``, checked against it.
    Goal on this 2-core CPU: under 30 s at 10^6.
-3. ``recall``: the IVF index's pairs against the exact index's at 10^5.
+3. ``recall``: at 10^5, the pairs each index finds against the exact flat index's.
 
-Peak memory is the process's peak resident set (Linux ``VmHWM``), reset before each search by
-writing 5 to ``/proc/self/clear_refs``: it counts faiss's native allocations, which tracemalloc
-does not see, and includes the ~0.5 GB the interpreter, torch and the codes already hold.
+Seconds are wall-clock; CPU seconds the process's own (``time.process_time``), which a machine
+shared with other jobs inflates less. Peak memory is the process's peak resident set (Linux
+``VmHWM``), reset before each search by writing 5 to ``/proc/self/clear_refs``: it counts faiss's
+native allocations, which tracemalloc does not see, and includes the ~0.5 GB the interpreter, torch
+and the codes already hold.
 
-    python benchmarks/dedup_scale.py --data-root ~/data/cifar10 --radius 8
+    python benchmarks/dedup_scale.py --data-root ~/data/cifar10 --radius 8 --ae ae.pt
 """
 from __future__ import annotations
 
@@ -39,10 +47,32 @@ def timed_search(codes: np.ndarray, radius: int, index: str, nprobe: int):
     from bench import dedup
 
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     matches = dedup.search(codes, radius, index, nprobe)
     clusters = matches.clusters()
-    return matches, clusters, time.perf_counter() - t0, peak_rss_mib()
+    return matches, clusters, time.perf_counter() - t0, time.process_time() - cpu0, peak_rss_mib()
+
+
+def read_all(data) -> torch.Tensor:
+    from bench import dedup
+
+    return torch.cat([images for _, images in dedup.read_chunks(data, range(len(data)), 4096, [])])
+
+
+def augmented_codes(net, data_root: str, size: int, chunk: int = 10_000) -> np.ndarray:
+    """Codes of CIFAR-10's train and test images, then of randomly moved and re-lit copies of them in
+    turn, ``size`` in all; pixels are made and hashed ``chunk`` at a time."""
+    from bench import dedup
+    from dcgan.data import load_dataset
+
+    images = torch.cat([read_all(load_dataset("cifar10", split, root=data_root, image_size=dedup.SIDE,
+                                              channels=3)) for split in ("train", "test")])
+    g, codes = torch.Generator().manual_seed(0), [net.hash(images)]
+    for s in range(len(images), size, chunk):
+        rows = torch.arange(s, min(s + chunk, size)) % len(images)
+        moved = dedup.jittered(dedup.translated(images[rows], 3, g), 0.15, g)
+        codes.append(net.hash(moved.round().to(torch.uint8)))
+    return np.concatenate(codes)[:size]
 
 
 def main() -> None:
@@ -55,6 +85,8 @@ def main() -> None:
     ap.add_argument("--ae", help="a trained hashing autoencoder; default: 5 epochs on the --images images")
     ap.add_argument("--radius", type=int, nargs="+", default=[8])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10**4, 10**5, 10**6])
+    ap.add_argument("--sets", nargs="+", default=["augmented", "marginal", "noisy"],
+                    choices=["augmented", "marginal", "noisy"])
     ap.add_argument("--flip", type=float, default=0.05)
     ap.add_argument("--nprobe", type=int, default=16)
     args = ap.parse_args()
@@ -62,7 +94,7 @@ def main() -> None:
 
     data = load_dataset("cifar10", "train", root=args.data_root, image_size=dedup.SIDE, channels=3,
                         subset=args.images, seed=0)
-    images = torch.cat([chunk for _, chunk in dedup.read_chunks(data, range(len(data)), 4096, [])])
+    images = read_all(data)
     if args.ae:
         net, _ = dedup.load_autoencoder(args.ae)
     else:
@@ -72,33 +104,42 @@ def main() -> None:
         t0 = time.perf_counter()
         codes = fn(images)
         seconds = time.perf_counter() - t0
-        print(f"| {name} | {len(images)} | {seconds:.2f} | {len(images) / seconds:,.0f} |")
+        print(f"| {name} | {len(images)} | {seconds:.2f} | {len(images) / seconds:,.0f} |", flush=True)
         if name == "ae-hash":
             real = codes
 
-    rng = np.random.default_rng(0)
-    extra = real[rng.integers(0, len(real), max(args.sizes) - len(real))]
-    flips = rng.random((len(extra), real.shape[1] * 8)) < args.flip
-    noisy = np.packbits(np.unpackbits(extra, axis=1) ^ flips, axis=1)
-    pool = np.concatenate([real, noisy])
-    print("\n| codes | radius | index | seconds | pairs | clusters | peak RSS MiB |\n" + "| --- " * 7 + "|")
+    size, rng = max(args.sizes), np.random.default_rng(0)
+    print("\n| set | codes | radius | index | seconds | CPU seconds | pairs | clusters | peak RSS MiB |\n"
+          + "| --- " * 9 + "|")
     recall = []
-    for n in args.sizes:
-        for r in args.radius:
-            found = {}
-            for index in ("flat", "ivf") if n == 10**5 else ("auto",):
-                m, c, seconds, peak = timed_search(pool[:n], r, index, args.nprobe)
-                found[m.index] = set(zip(m.near.i.tolist(), m.near.j.tolist()))
-                print(f"| {n:,} | {r} | {m.index} | {seconds:.1f} | {len(m):,} | {len(c):,} | {peak:,.0f} |",
-                      flush=True)
-            if {"flat", "ivf"} <= found.keys():
-                exact = found["flat"]
-                recall.append((n, r, len(found["ivf"] & exact), len(exact)))
+    for name in args.sets:
+        if name == "noisy":
+            extra = real[rng.integers(0, len(real), size - len(real))]
+            flips = rng.random((len(extra), real.shape[1] * 8)) < args.flip
+            pool = np.concatenate([real, np.packbits(np.unpackbits(extra, axis=1) ^ flips, axis=1)])
+        elif name == "augmented":
+            pool = augmented_codes(net, args.data_root, size)
+        else:
+            cifar = augmented_codes(net, args.data_root, 60_000)  # the 60,000 images, none moved
+            frequency = np.unpackbits(cifar, axis=1).mean(0)
+            pool = np.concatenate([cifar, np.packbits(rng.random((size - len(cifar), len(frequency))) < frequency,
+                                                      axis=1)])
+        for n in args.sizes:
+            for r in args.radius:
+                found = {}
+                for index in ("auto", "flat", "ivf") if n == 10**5 else ("auto",):
+                    m, c, seconds, cpu, peak = timed_search(pool[:n], r, index, args.nprobe)
+                    found[m.index] = set(zip(m.near.i.tolist(), m.near.j.tolist()))
+                    print(f"| {name} | {n:,} | {r} | {m.index} | {seconds:.1f} | {cpu:.1f} | {len(m):,} | {len(c):,} "
+                          f"| {peak:,.0f} |", flush=True)
+                if "flat" in found:
+                    recall += [(name, n, r, index, len(pairs & found["flat"]), len(found["flat"]))
+                               for index, pairs in found.items() if index != "flat"]
     if recall:
-        print(f"\n| IVF (nprobe {args.nprobe}) vs exact | radius | pairs of distinct codes found | exact | recall |\n"
-              "| --- | --- | --- | --- | --- |")
-        for n, r, hit, total in recall:
-            print(f"| {n:,} codes | {r} | {hit:,} | {total:,} | {hit / max(total, 1):.4f} |")
+        print(f"\n| set | codes | radius | index (ivf: nprobe {args.nprobe}) | pairs of distinct codes found "
+              "| exact (flat) | recall |\n| --- | --- | --- | --- | --- | --- | --- |")
+        for name, n, r, index, hit, total in recall:
+            print(f"| {name} | {n:,} | {r} | {index} | {hit:,} | {total:,} | {hit / max(total, 1):.4f} |")
 
 
 if __name__ == "__main__":

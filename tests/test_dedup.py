@@ -271,3 +271,71 @@ def test_empty_folder_and_a_wrong_autoencoder_file_are_one_line_errors(tmp_path)
     r = _run(tmp_path, root, "--ae", str(not_ae))
     assert r.exit_code == 2
     assert "not a hashing autoencoder" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_substring_join_equals_the_exact_flat_index():
+    """Random codes plus copies 1-11 bits away (every slack layout is exercised) and real digit codes."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (300, 16), dtype=np.uint8)
+    bits = np.unpackbits(base[rng.integers(0, 300, 600)], axis=1)
+    for row, flips in zip(bits, rng.integers(1, 12, 600)):
+        row[rng.choice(128, flips, replace=False)] ^= 1
+    codes = dedup._group(np.concatenate([base, np.packbits(bits, axis=1)]))[0]
+    for r in (1, 3, 5, 6, 8, 11):
+        joined, flat = dedup.substring_join(codes, r), dedup.search(codes, r, index="flat").near
+        assert len(flat) > 40 and all(np.array_equal(a, b) for a, b in zip(joined, flat)), r
+    assert dedup.search(codes, 8).index == "substrings" and dedup.search(codes, 12).index == "flat"
+    with pytest.raises(ConfigError, match="radius=12: the substring join takes 1 to 11"):
+        dedup.substring_join(codes, 12)
+
+
+def test_substring_join_on_correlated_real_codes(digits):
+    data, net, injected = digits
+    codes = dedup._group(net.hash(torch.stack([injected[i][0] for i in range(len(injected))])))[0]
+    for r in (4, 9):
+        found = dedup.substring_join(codes, r)
+        assert set(zip(found.i.tolist(), found.j.tolist(), found.d.tolist())) == brute_force_pairs(codes, r), r
+
+
+def test_star_rule_flags_only_images_within_the_radius_of_the_kept_one():
+    codes = np.zeros((4, 16), dtype=np.uint8)
+    codes[1, 0], codes[2, 0], codes[2, 1] = 0b1111, 0b1111, 0b1111  # 0 -4- 1 -4- 2, 0 and 2 eight apart
+    codes[3] = 255  # alone
+    chained = dedup.search(codes, 4).clusters()
+    assert chained.label.tolist() == [0, 0, 0, -1] and chained.flagged.tolist() == [1, 2]
+    kept = dedup.star(chained, codes, 4)
+    assert kept.label.tolist() == [0, 0, -1, -1] and kept.flagged.tolist() == [1] and kept.kept.tolist() == [0]
+    assert len(dedup.star(dedup.search(codes[[0, 2]], 8).clusters(), codes[[0, 2]], 7)) == 0
+
+
+def test_median_thresholds_balance_the_bits_and_normalising_ignores_brightness(digits):
+    data, _, _ = digits
+    images = torch.stack([data[i][0] for i in range(len(data))])
+    paper = dedup.train_autoencoder(images, dedup.AERecipe(epochs=2), seed=0)[0]
+    median = dedup.train_autoencoder(images, dedup.AERecipe(epochs=2, threshold="median", normalize=True), seed=0)[0]
+    assert not paper.threshold.any() and not paper.normalize
+    share = np.unpackbits(median.hash(images), axis=1).mean(0)
+    assert np.allclose(share, 0.5, atol=0.01)  # every bit set on half the training images
+    brighter = (images.int() * 3 // 4 + 40).to(torch.uint8)  # contrast and brightness changed, nothing clipped
+    moved = [dedup.hamming(net.hash(images), net.hash(brighter)).mean() for net in (paper, median)]
+    assert moved[1] < 1 < moved[0]  # bits moved per image: normalised inputs barely notice
+
+
+def test_jitter_changes_brightness_and_contrast_within_bounds(digits):
+    data, _, _ = digits
+    images = torch.stack([data[i][0] for i in range(40)])
+    lit = dedup.jittered(images, 0.25, torch.Generator().manual_seed(0))
+    assert lit.shape == images.shape and lit.min() >= 0 and lit.max() <= 255
+    shift = (lit - images.float()).mean((1, 2, 3))
+    assert shift.abs().max() <= 0.25 * 128 + 1e-3 and shift.std() > 5  # drawn per image
+
+
+def test_an_autoencoder_saved_before_thresholds_existed_hashes_as_the_paper(tmp_path, digits):
+    data, net, _ = digits
+    path = tmp_path / "old.pt"
+    state = {k: v for k, v in net.state_dict().items() if k not in ("normalize", "threshold")}
+    torch.save({"state_dict": state, "info": {}}, path)
+    loaded, _ = dedup.load_autoencoder(path)
+    images = torch.stack([data[i][0] for i in range(20)])
+    assert not loaded.threshold.any() and not loaded.normalize
+    assert np.array_equal(loaded.hash(images), net.hash(images))

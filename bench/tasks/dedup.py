@@ -47,7 +47,8 @@ class DedupParams(AERecipe):
     inject: int = 0  # edited copies appended as ground truth; 0: none
     edits: tuple[str, ...] = tuple(EDITS)  # the edits of the copies, in turn
     ae: str | None = None  # a trained autoencoder file (e.g. from another collection's cache) instead of training
-    index: str = "auto"  # faiss range search: flat (exact), ivf, or auto (flat up to bench.dedup.EXACT_MAX codes)
+    index: str = "auto"  # substrings (exact), faiss flat (exact) or ivf; auto: bench.dedup.search says which
+    cluster_rule: str = "components"  # components (the issue's), or star: flag only images within r of the kept one
     nprobe: int = 16  # ivf lists scanned per query (recall vs exact: benchmarks/dedup_scale.py)
     chunk: int = 4096  # images decoded and hashed at a time
     sheet_clusters: int = 16  # clusters drawn on the contact sheet
@@ -68,6 +69,8 @@ class Dedup(Task):
         unknown = [m for m in p.methods if m not in METHODS]
         if unknown or not p.methods:
             raise ConfigError(f"unknown method(s) {unknown}; expected some of {', '.join(METHODS)}")
+        if p.cluster_rule not in dedup.CLUSTER_RULES:
+            raise ConfigError(f"cluster_rule={p.cluster_rule!r}: expected one of {', '.join(dedup.CLUSTER_RULES)}")
         if min(p.radius + p.phash_radius, default=0) < 0:
             raise ConfigError("radius and phash_radius must be at least 0")
         data = load_dataset(ctx.dataset, p.split, root=ctx.data_root, image_size=SIDE, channels=3,
@@ -100,6 +103,8 @@ class Dedup(Task):
                 t0 = time.perf_counter()
                 matches = dedup.search(hashed.codes[method], r, p.index, p.nprobe, ctx.seed)
                 clusters = matches.clusters()
+                if p.cluster_rule == "star":
+                    clusters = dedup.star(clusters, hashed.codes[method], r)
                 search = time.perf_counter() - t0
                 values = {"images": len(hashed.ids), "images_skipped": len(hashed.skipped), "pairs": len(matches),
                           "clusters": len(clusters), "flagged": len(clusters.flagged), "radius": r,
