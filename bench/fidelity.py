@@ -99,7 +99,8 @@ class FastInceptionV3(FeatureExtractorInceptionV3):
     - Activations are channels_last (oneDNN's native layout: no reorder per convolution), in inference mode.
 
     The features equal torch-fidelity's to under 1e-5 relative (benchmarks/fid_throughput.py and a
-    test measure it; the resize is exact, the folded batch norm and channels_last convolutions are not). Features other than pool3 and the logits (the 64/192/768-d taps) take torch-fidelity's
+    test measure it; the resize is exact, the folded batch norm and channels_last convolutions are
+    not). Features other than pool3 and the logits (the 64/192/768-d taps) take torch-fidelity's
     own forward. ``precision = "bf16"`` (a subclass per precision, see ``torch_fidelity_name``)
     autocasts the convolutions: faster with native bf16, but the features move by ~1e-2.
     """

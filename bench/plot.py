@@ -1,26 +1,49 @@
-"""Pictures: metrics against the training step, and contact sheets of captioned image tiles.
+"""Pictures: metrics against the training step, contact sheets of captioned image tiles, and the
+one way every picture is written (``save_png`` for PIL images, ``save_figure`` for matplotlib's).
 
-``plot_vs_step``, for a run that measured every checkpoint of a training run: one panel per metric (FID falling as training goes on is the point of the plot), x = the training
-step the checkpoint was exported at, or its epoch when the checkpoint does not record steps
-(pytorch/examples' files). Drawn with matplotlib's Agg backend (no display) and written atomically.
+``plot_vs_step``, for a run that measured every checkpoint of a training run: one panel per metric
+(FID falling as training goes on is the point of the plot), x = the training step the checkpoint
+was exported at, or its epoch when the checkpoint does not record steps (pytorch/examples' files).
+Drawn with matplotlib's Agg backend (no display) and written atomically.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
 
-from bench.results import Measurement
 import torch
 
+from bench.results import Measurement
 from dcgan.fsutil import atomic_path
 
 
-def plot_vs_step(measurements: list[Measurement], path: Path, title: str = "") -> Path:
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed), imported only when a plot is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: Path) -> Path:
+    """A matplotlib figure as a PNG, written atomically, then closed."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    pyplot().close(fig)
+    return path
+
+
+def save_png(picture, path: Path) -> Path:
+    """A PIL image as a PNG, written atomically."""
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
+    return path
+
+
+def plot_vs_step(measurements: list[Measurement], path: Path, title: str = "") -> Path:
+    plt = pyplot()
     axis = "step" if all(m.extra.get("step") is not None for m in measurements) else "epoch"
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for m in measurements:
@@ -35,10 +58,7 @@ def plot_vs_step(measurements: list[Measurement], path: Path, title: str = "") -
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 GREEN, RED = (0, 160, 0), (200, 0, 0)
@@ -66,6 +86,4 @@ def contact_sheet(rows: list[list[tuple[torch.Tensor, str, tuple | None]]], path
             if frame is not None:
                 draw.rectangle([x - 1, y - 1, x + tile, y + tile], outline=frame, width=2)
             draw.text((x, y + tile + 1), caption, fill="black")
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
-    return path
+    return save_png(sheet, path)

@@ -103,14 +103,17 @@ class Generator(nn.Module):
         feature maps (0 drops a map, 1 keeps it)."""
         if not masks:
             return self.main(z)
-        return self._walk(z, (), masks)[0]
+        return self.forward_with_intermediates(z, (), masks)[0]
 
     def forward_intermediates(self, z: torch.Tensor, names=None,
                               masks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Activations of the named layers (all hidden layers when ``names`` is None), after ``masks``."""
-        return self._walk(z, self.layer_names if names is None else names, masks or {})[1]
+        return self.forward_with_intermediates(z, self.layer_names if names is None else names, masks)[1]
 
-    def _walk(self, z: torch.Tensor, names, masks: dict[str, torch.Tensor]):
+    def forward_with_intermediates(self, z: torch.Tensor, names, masks: dict[str, torch.Tensor] | None = None
+                                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The images and the named layers' activations, from one pass, after ``masks``."""
+        masks = masks or {}
         unknown = [n for n in [*names, *masks] if n not in self._taps]
         if unknown:
             raise ConfigError(f"unknown generator layer(s) {unknown}; this G has {', '.join(self.layer_names)}")

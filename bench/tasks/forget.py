@@ -125,9 +125,9 @@ def render(G: Generator, z: torch.Tensor, layer: str, batch_size: int, device: t
     masks = {layer: mask} if mask is not None else None
     images, acts = [], []
     for zb in z.split(batch_size):
-        zb = zb.to(device)
-        images.append(G(zb, masks).cpu())
-        acts.append(G.forward_intermediates(zb, [layer], masks)[layer].cpu())
+        x, named = G.forward_with_intermediates(zb.to(device), [layer], masks)
+        images.append(x.cpu())
+        acts.append(named[layer].cpu())
     return torch.cat(images), torch.cat(acts)
 
 

@@ -1,8 +1,9 @@
 """Walking in the latent space and vector arithmetic on z (Radford et al. 2016, section 6).
 
 Both tasks read only a generator (``reads_data = False``): no data set is loaded, and ``--dataset``
-is optional; when given, the data set column of their rows names what G was trained on. Their pictures are the result; the numbers beside them are
-deliberately few and each means exactly what its docstring says.
+is optional; when given, the data set column of their rows names what G was trained on. Their
+pictures are the result; the numbers beside them are deliberately few and each means exactly what
+its docstring says.
 
 - ``latent-walk`` (section 6.1): walks through 9 random points in Z, linear and spherical
   interpolation, one picture row per walk. A memorising generator would show sharp transitions
@@ -20,13 +21,13 @@ from pathlib import Path
 
 import torch
 
+from bench.plot import save_png
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.checkpoint import fingerprint
 from dcgan.config import DCGANConfig
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
-from dcgan.fsutil import atomic_path
 from dcgan.nets import sample_z
 from dcgan.train import save_grid
 
@@ -93,12 +94,6 @@ def _tiles(images: torch.Tensor, nrow: int):
     return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST), scale
 
 
-def _save(picture, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        picture.save(tmp, format="PNG")
-    return path
-
-
 def numbered_grid(images: torch.Tensor, path: str | Path) -> Path:
     """A grid of samples with each tile's index (its row in the saved z file) in the tile's top-left
     corner, white on black, so exemplars can be picked for ``vector-arithmetic``."""
@@ -113,7 +108,7 @@ def numbered_grid(images: torch.Tensor, path: str | Path) -> Path:
         box = draw.textbbox((x + 1, y), str(i))
         draw.rectangle((x, y, box[2] + 1, box[3] + 1), fill="black")
         draw.text((x + 1, y), str(i), fill="white")
-    return _save(picture, Path(path))
+    return save_png(picture, Path(path))
 
 
 def captioned_rows(rows: list[tuple[str, torch.Tensor]], path: Path) -> Path:
@@ -129,7 +124,7 @@ def captioned_rows(rows: list[tuple[str, torch.Tensor]], path: Path) -> Path:
         sheet.paste(picture, (left, y))
         draw.text((4, y + picture.height // 2), caption, fill="black", anchor="lm")
         y += picture.height
-    return _save(sheet, path)
+    return save_png(sheet, path)
 
 
 @torch.no_grad()

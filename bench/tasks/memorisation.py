@@ -137,14 +137,9 @@ def _neighbour_sheet(samples: torch.Tensor, dist: np.ndarray, idx: np.ndarray, t
 
 def _histograms(found: dict[str, tuple[np.ndarray, np.ndarray]], p: MemorisationParams, path: Path) -> None:
     """Per space, the nearest-training-image distances of the samples and of the held-out images."""
-    import matplotlib
+    from bench.plot import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    from dcgan.fsutil import atomic_path
-
-    fig, axes = plt.subplots(1, len(found), figsize=(4.5 * len(found), 3.4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(found), figsize=(4.5 * len(found), 3.4), squeeze=False)
     for ax, (space, (fake, real)) in zip(axes[0], found.items()):
         bins = np.linspace(0, max(fake.max(), real.max()), p.bins + 1)
         ax.hist(real, bins, alpha=0.55, label=f"{p.control} images (n={len(real)})")
@@ -153,6 +148,4 @@ def _histograms(found: dict[str, tuple[np.ndarray, np.ndarray]], p: Memorisation
         ax.set_title(space)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
