@@ -308,6 +308,37 @@ def test_star_rule_flags_only_images_within_the_radius_of_the_kept_one():
     assert len(dedup.star(dedup.search(codes[[0, 2]], 8).clusters(), codes[[0, 2]], 7)) == 0
 
 
+def test_shift_probes_match_a_brute_force_search_and_find_moved_copies(digits):
+    data, net, _ = digits
+    n = len(data)
+    originals = torch.stack([data[i][0] for i in range(n)])
+    copies = dedup.moved(originals[:30], torch.tensor([[0, 2], [-3, 0], [0, -1]] * 10))
+    assert torch.equal(copies[0, :, :, 2:], originals[0, :, :, :-2].float())  # moved 2 px right
+    assert torch.equal(copies[1, :, :-3], originals[1, :, 3:].float())  # moved 3 px up
+    images = torch.cat([originals, copies.to(torch.uint8)])
+    for hasher, radii in ((net.hash, (0, 3, 8)), (dedup.phash, (0, 4))):
+        codes, probes = hasher(images), dedup.probe_codes(hasher, images, 3)
+        assert probes.shape == (len(images), 12, codes.shape[1])
+        to_code = dedup.hamming(probes[:, :, None], codes[None, None]).min(1)  # [i, j]: i's nearest probe to j's code
+        H = dedup.hamming(codes[:, None], codes[None])
+        a, b = np.triu_indices(len(images), 1)
+        own = np.minimum(H, np.minimum(to_code, to_code.T))  # the rows' own hashes and probes
+        assert np.array_equal(dedup.distance(codes, a, b, probes), own[a, b])
+        # search: identical codes stand for each other, so a probe of any image with i's code counts for i
+        to_code = np.where((H == 0)[:, :, None], to_code[None], 10**6).min(1)
+        D = np.minimum(H, np.minimum(to_code, to_code.T))
+        truth = {(k, n + k) for k in range(30)}
+        for r in radii:
+            for index in ("auto", "flat"):
+                pairs = dedup.search(codes, r, index, probes=probes).pairs()
+                found = set(zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist()))
+                assert found == {(i, j, d) for i, j, d in zip(a.tolist(), b.tolist(), D[a, b].tolist()) if d <= r}, r
+            plain = dedup.search(codes, r).pairs()
+            assert len(truth & set(zip(pairs.i.tolist(), pairs.j.tolist()))) >= \
+                len(truth & set(zip(plain.i.tolist(), plain.j.tolist())))
+        assert len(truth & set(zip(pairs.i.tolist(), pairs.j.tolist()))) >= 20, hasher  # most moved copies found
+
+
 def test_median_thresholds_balance_the_bits_and_normalising_ignores_brightness(digits):
     data, _, _ = digits
     images = torch.stack([data[i][0] for i in range(len(data))])

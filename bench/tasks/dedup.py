@@ -7,7 +7,9 @@ Protocol:
    cached by the data's content fingerprint, transform, recipe and seed; or ``ae=PATH`` to reuse one.
 3. One streaming pass hashes every image with each method: ``ae-hash`` (128 bits, the paper's) and
    ``phash`` (imagehash's 64-bit pHash, the baseline). Undecodable images are reported and skipped.
-4. Per method and radius: pairs within that Hamming distance, clusters (connected components), the
+   With ``probe_shift=k`` every image is also hashed moved by 1..k px each way (``bench.dedup.probe_codes``).
+4. Per method and radius: pairs within that Hamming distance (with probes: a moved hash of one image
+   within it of the other's hash counts too), clusters (connected components), the
    lowest index of a cluster kept and the rest flagged; with ``inject``, precision on pairs
    involving an injected image, recall of the injected pairs, F1 and the recall of each edit.
 
@@ -22,6 +24,7 @@ import csv
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +52,7 @@ class DedupParams(AERecipe):
     ae: str | None = None  # a trained autoencoder file (e.g. from another collection's cache) instead of training
     index: str = "auto"  # substrings (exact), faiss flat (exact) or ivf; auto: bench.dedup.search says which
     cluster_rule: str = "components"  # components (the issue's), or star: flag only images within r of the kept one
+    probe_shift: int = 0  # also match each image moved by 1..k px up/down/left/right (4k more hashes each); 0: off
     nprobe: int = 16  # ivf lists scanned per query (recall vs exact: benchmarks/dedup_scale.py)
     chunk: int = 4096  # images decoded and hashed at a time
     sheet_clusters: int = 16  # clusters drawn on the contact sheet
@@ -73,6 +77,8 @@ class Dedup(Task):
             raise ConfigError(f"cluster_rule={p.cluster_rule!r}: expected one of {', '.join(dedup.CLUSTER_RULES)}")
         if min(p.radius + p.phash_radius, default=0) < 0:
             raise ConfigError("radius and phash_radius must be at least 0")
+        if not 0 <= p.probe_shift < SIDE // 2:
+            raise ConfigError(f"probe_shift={p.probe_shift}: must be in [0, {SIDE // 2})")
         data = load_dataset(ctx.dataset, p.split, root=ctx.data_root, image_size=SIDE, channels=3,
                             subset=ctx.subset, seed=ctx.seed)
         collection = Injected(data, p.inject, p.edits, ctx.seed) if p.inject else data
@@ -86,6 +92,8 @@ class Dedup(Task):
             hashers["ae-hash"] = net.hash
         if "phash" in p.methods:
             hashers["phash"] = dedup.phash
+        if p.probe_shift:
+            hashers.update({f"{m} probes": partial(dedup.probe_codes, fn, k=p.probe_shift) for m, fn in hashers.items()})
         hashed = dedup.hash_collection(collection, hashers, p.chunk)
         for _, reason in hashed.skipped:
             tqdm.write(f"skipped: {reason}", file=sys.stderr)
@@ -98,17 +106,19 @@ class Dedup(Task):
         ae_extra = {k: v for k, v in ae_info.items() if k != "recipe"}  # the recipe is in the params already
         out, clustered = [], []
         for method in p.methods:
-            bits = hashed.codes[method].shape[1] * 8
+            codes, probes = hashed.codes[method], hashed.codes.get(f"{method} probes")
+            bits = codes.shape[1] * 8
             for r in p.radius if method == "ae-hash" else p.phash_radius:
                 t0 = time.perf_counter()
-                matches = dedup.search(hashed.codes[method], r, p.index, p.nprobe, ctx.seed)
+                matches = dedup.search(codes, r, p.index, p.nprobe, ctx.seed, probes=probes)
                 clusters = matches.clusters()
                 if p.cluster_rule == "star":
-                    clusters = dedup.star(clusters, hashed.codes[method], r)
+                    clusters = dedup.star(clusters, codes, r, probes)
                 search = time.perf_counter() - t0
                 values = {"images": len(hashed.ids), "images_skipped": len(hashed.skipped), "pairs": len(matches),
                           "clusters": len(clusters), "flagged": len(clusters.flagged), "radius": r,
-                          "seconds_read": hashed.seconds["read"], "seconds_hash": hashed.seconds[method],
+                          "seconds_read": hashed.seconds["read"],
+                          "seconds_hash": hashed.seconds[method] + hashed.seconds.get(f"{method} probes", 0.0),
                           "seconds_search": search}
                 if method == "ae-hash":  # 0 when the autoencoder came from the cache or --ae
                     values["seconds_train"] = ae_info["train_seconds"] if ae_info["ae_source"] == "trained" else 0.0
@@ -119,7 +129,7 @@ class Dedup(Task):
                 extra = {"n_injected": len(truth), "index": matches.index, **(ae_extra if method == "ae-hash" else {})}
                 out += [Measurement(metric, value, split=p.split, model=method, features=f"{bits}-bit r={r}",
                                     extra=extra) for metric, value in values.items()]
-                clustered.append((method, r, clusters, hashed.codes[method]))
+                clustered.append((method, r, clusters, codes, probes))
                 shown = ", ".join(f"{k} {values[k]:.3g}" for k in ("pairs", "flagged", "precision", "recall")
                                   if k in values)
                 tqdm.write(f"{method} r={r}: {shown} ({search:.1f} s search)", file=sys.stderr)
@@ -129,17 +139,17 @@ class Dedup(Task):
 
     def _write(self, ctx, p, collection, hashed, clustered) -> None:
         """The clusters CSV, the contact sheet and, if any image was skipped, the skipped list."""
-        from bench.dedup import hamming
+        from bench.dedup import distance
         from bench.plot import GREEN, RED, contact_sheet
 
         with atomic_path(f"{ctx.outputs}_clusters.csv") as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["method", "radius", "cluster", "image", "index", "kept", "distance"])
-            for method, r, clusters, codes in clustered:
+            for method, r, clusters, codes, probes in clustered:
                 rows = np.flatnonzero(clusters.label >= 0)
                 kept_rows = clusters.kept[clusters.label[rows]]
-                distance = hamming(codes[rows], codes[kept_rows])
-                for row, c, kept_row, d in zip(rows, clusters.label[rows], kept_rows, distance):
+                for row, c, kept_row, d in zip(rows, clusters.label[rows], kept_rows,
+                                               distance(codes, rows, kept_rows, probes)):
                     index = int(hashed.ids[row])
                     w.writerow([method, r, int(c), collection.item_name(index), index, int(row == kept_row), int(d)])
         skipped = Path(f"{ctx.outputs}_skipped.csv")
@@ -148,15 +158,15 @@ class Dedup(Task):
                 csv.writer(f).writerows([("image", "reason"), *hashed.skipped])
         else:  # a re-run after the files were mended leaves no stale list
             skipped.unlink(missing_ok=True)
-        _, _, clusters, codes = max((c for c in clustered if c[0] == p.methods[0]), key=lambda c: c[1])
+        _, _, clusters, codes, probes = max((c for c in clustered if c[0] == p.methods[0]), key=lambda c: c[1])
         rng = np.random.default_rng(ctx.seed)
         shown = np.sort(rng.choice(len(clusters), min(len(clusters), p.sheet_clusters), replace=False))
         sheet = []
         for c in shown:
             members = np.flatnonzero(clusters.label == c)[:SHEET_MEMBERS]
             kept = clusters.kept[c]
-            sheet.append([(collection[int(hashed.ids[m])][0],
-                           f"c{c} kept" if m == kept else f"d={int(hamming(codes[m], codes[kept]))}",
+            d = distance(codes, members, np.full(len(members), kept), probes)
+            sheet.append([(collection[int(hashed.ids[m])][0], f"c{c} kept" if m == kept else f"d={int(dm)}",
                            GREEN if m == kept else RED)
-                          for m in members])
+                          for m, dm in zip(members, d)])
         contact_sheet(sheet, Path(f"{ctx.outputs}_clusters.png"), tile=2 * SIDE, empty="no duplicate clusters")
