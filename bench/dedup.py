@@ -219,8 +219,8 @@ def train_autoencoder(images: torch.Tensor, recipe: AERecipe, seed: int) -> tupl
         loss_sum, perm = 0.0, torch.randperm(len(images), generator=g)
         for batch in perm.split(recipe.ae_batch_size):
             clean = images[batch]
-            moved = translated(clean, recipe.shift, g) if recipe.shift else clean
-            x = net.centred(jittered(moved, recipe.jitter, g) if recipe.jitter else moved)
+            shifted = translated(clean, recipe.shift, g) if recipe.shift else clean
+            x = net.centred(jittered(shifted, recipe.jitter, g) if recipe.jitter else shifted)
             loss = torch.nn.functional.mse_loss(net.reconstruct(x, recipe.noise_std, recipe.dropout, g),
                                                 net.centred(clean))
             opt.zero_grad()
@@ -344,15 +344,15 @@ def search(codes: np.ndarray, radius: int, index: str = "auto", nprobe: int = 16
     faiss_kind = index if index in ("flat", "ivf") else "flat" if len(distinct) <= EXACT_MAX else "ivf"
     if radius > 0:
         used = "substrings" if index == "substrings" or (index == "auto" and radius < 2 * SUBSTRINGS) else faiss_kind
-        if used == "substrings":
-            near = substring_join(distinct, radius)
-        else:
-            near = _range_pairs(binary_index(distinct, used, nprobe, seed), distinct, np.arange(len(distinct)),
-                                radius, chunk)
+    # one faiss index serves the range search and the probes (an IVF index is trained once)
+    faiss_index = binary_index(distinct, faiss_kind, nprobe, seed) if used == faiss_kind or probes is not None else None
+    if used == "substrings":
+        near = substring_join(distinct, radius)
+    elif used == faiss_kind:
+        near = _range_pairs(faiss_index, distinct, np.arange(len(distinct)), radius, chunk)
     if probes is not None:
         owners = np.repeat(group, probes.shape[1])  # the group of the row each probe was made from
-        found = _range_pairs(binary_index(distinct, faiss_kind, nprobe, seed), probes.reshape(-1, probes.shape[2]),
-                             owners, radius, chunk)
+        found = _range_pairs(faiss_index, probes.reshape(-1, probes.shape[2]), owners, radius, chunk)
         near = _smallest(np.concatenate([near.i, found.i]), np.concatenate([near.j, found.j]),
                          np.concatenate([near.d, found.d]), len(distinct))
         used = faiss_kind if used == "none" else f"{used}+{faiss_kind}"
