@@ -26,7 +26,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
 
 from bench.features import feature_key, to_uint8
-from bench.registry import Registry
+from dcgan.registry import Registry
 from bench.weights import resolve_weights
 from dcgan.checkpoint import fingerprint
 from dcgan.config import DCGANConfig

@@ -18,7 +18,7 @@ import torch
 
 from bench.features import (FeatureCache, LayerSpec, extract_features, feature_key, pixel_features,
                             reestimate_batchnorm)
-from bench.registry import Registry
+from dcgan.registry import Registry
 from bench.results import Measurement
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.config import DCGANConfig

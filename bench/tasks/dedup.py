@@ -60,7 +60,6 @@ class DedupParams(AERecipe):
 
 @TASKS.register("dedup")
 class Dedup(Task):
-    name = "dedup"
     summary = "near-duplicates by the paper's 128-bit autoencoder hash (section 4.1.1) vs pHash, faiss search"
     Params = DedupParams
     default_dataset = "folder"

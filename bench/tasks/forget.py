@@ -54,7 +54,6 @@ class ForgetParams:
 
 @TASKS.register("forget")
 class Forget(Task):
-    name = "forget"
     summary = "drop the G feature maps a logistic regression ties to boxed objects, redraw (paper 6.3.1)"
     needs = "generator"
     reads_data = False  # the samples are the data

@@ -95,7 +95,6 @@ def responses(D: Discriminator, images: torch.Tensor, layer: str, batch_size: in
 
 @TASKS.register("guided-backprop")
 class GuidedBackprop(Task):
-    name = "guided-backprop"
     summary = "guided backprop of D's last-layer features' maximal responses, trained vs random D (paper 6.2)"
     needs = "discriminator"
     Params = GuidedBackpropParams

@@ -154,7 +154,6 @@ class LatentWalk(Task):
     ``bench report`` gives the mean over walks. Pictures: ``linear.png`` and ``spherical.png``, one
     walk per row, the 9 points at every ``steps``-th tile (the first and last tile are points)."""
 
-    name = "latent-walk"
     summary = "interpolations through 9 random points in Z (section 6.1): picture + sharpest step per walk"
     Params = WalkParams
     needs = "generator"
@@ -219,7 +218,6 @@ class VectorArithmetic(Task):
     seed shows them as its first tiles, so each row's start can be found in the numbered grid.
     """
 
-    name = "vector-arithmetic"
     summary = "A - B + C on averaged z of picked samples, and an added 'turn' direction (section 6.3.2)"
     Params = ArithmeticParams
     needs = "generator"

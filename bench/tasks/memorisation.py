@@ -53,7 +53,6 @@ class MemorisationParams:
 
 @TASKS.register("memorisation")
 class Memorisation(Task):
-    name = "memorisation"
     summary = "samples' nearest training images (pixels, D features) vs held-out images' (faiss, exact L2)"
     needs = "generator"
     Params = MemorisationParams

@@ -192,7 +192,6 @@ def _standardized(X_all: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.n
 
 @TASKS.register("svm")
 class Svm(SvmProbe):
-    name = "svm"
     default_dataset = None  # any labelled data set: --dataset is required
 
 
@@ -200,7 +199,6 @@ class Svm(SvmProbe):
 class Cifar10Svm(SvmProbe):
     """Paper: 82.8% (D trained on ImageNet-1k, 32 px); 1-layer K-means 80.6%, 3-layer K-means 82.0%."""
 
-    name = "cifar10-svm"
     default_dataset = "cifar10"
 
 
@@ -215,18 +213,15 @@ class SvhnParams(SvmParams):
 class SvhnSvm(SvmProbe):
     """Paper: 22.48% test error with 1000 labels."""
 
-    name = "svhn-svm"
     default_dataset = "svhn"
     Params = SvhnParams
 
 
 @TASKS.register("fashion-mnist-svm")
 class FashionMnistSvm(SvmProbe):
-    name = "fashion-mnist-svm"
     default_dataset = "fashion-mnist"
 
 
 @TASKS.register("mnist-svm")
 class MnistSvm(SvmProbe):
-    name = "mnist-svm"
     default_dataset = "mnist"
