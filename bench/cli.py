@@ -106,7 +106,7 @@ def train(dataset, data_root, download, subset, image_size, channels, arch, nz, 
 
 @main.command()
 @click.option("--ckpt", type=click.Path(dir_okay=False), required=True, help="A generator (g.pt) or training checkpoint.")
-@click.option("--n", "n", type=click.IntRange(1), default=64, show_default=True, help="How many samples.")
+@click.option("--samples", "n", type=click.IntRange(1), default=64, show_default=True, help="How many samples.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
@@ -118,9 +118,9 @@ def sample(ckpt, n, seed, device, out, numbers):
 
     \b
     The numbered tiles name samples for the vector-arithmetic task, e.g.
-      bench sample --ckpt g.pt --n 64 --out grid.png
-      bench run vector-arithmetic --ckpt g.pt --dataset fashion-mnist --set z=grid.png.z.pt \\
-          --set a=3,9,17 --set b=5,11,40 --set c=2,8,30
+      bench sample --ckpt g.pt --samples 64 --out grid.png
+      bench run vector-arithmetic --ckpt g.pt --set z=grid.png.z.pt \\
+          --set concept_a=3,9,17 --set concept_b=5,11,40 --set concept_c=2,8,30
     """
     import torch
 
@@ -158,65 +158,46 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Checkpoint: d.pt for feature tasks, g.pt (or a run's ckpt/ folder) for sample tasks.")
 @click.option("--dataset", default=None, help="Data set (default: the task's own, e.g. cifar10 for cifar10-svm).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Folder holding the data set's files.")
+@click.option("--split", default=None, help="The split a task reads, for tasks that read one (default: the task's).")
+@click.option("--real", default=None, metavar="SOURCE",
+              help="fid: the real images, dataset:NAME[:SPLIT] or folder:PATH (default: dataset:<--dataset>:train).")
+@click.option("--fake", default=None, metavar="SOURCE",
+              help="fid: what is compared with them, ckpt:PATH (a generator or a run's ckpt/ folder; default: "
+                   "--ckpt), folder:PATH or dataset:NAME:SPLIT.")
+@click.option("--subset", type=click.IntRange(1), default=None, help="Use N images per split (drawn with --seed).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--subset", "--limit", "subset", type=click.IntRange(1), default=None,
-              help="Use N images per split (drawn with --seed): smoke runs.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N | mps")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="Precision of feature extraction / sampling.")
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
-@click.option("--features", default=None, help="Layer spec, e.g. all/max4, conv2+conv3/avg2, all/max4/bn-train.")
-@click.option("--labels-per-class", type=click.IntRange(1), default=None, help="Low-label regime: N labels per class.")
-@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["raw", "random-d", "none"]),
-              help="Baselines measured beside the checkpoint (default: raw and random-d).")
-@click.option("--solver", type=click.Choice(["lbfgs", "sklearn"]), default=None,
-              help="SVM solver: our float32 L-BFGS (default) or scikit-learn's LinearSVC (reference).")
-@click.option("--fake", default=None, metavar="SOURCE",
-              help="fid: what is compared with the real images: generator (--ckpt), folder:PATH or split:NAME.")
-@click.option("--split", default=None, help="fid: the real split (default: train).")
-@click.option("--num-samples", type=click.IntRange(1), default=None,
-              help="fid: images drawn from the generator (default: 50000, the convention).")
-@click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
-              help="fid: Inception weights file (default: $DCGAN_BENCH_INCEPTION_WEIGHTS, then the file "
-                   "`bench weights inception` writes, then torch-fidelity's download).")
-@click.option("--ae", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="dedup: a trained hashing autoencoder (e.g. another collection's) instead of training one.")
-@click.option("--inject", type=click.IntRange(1), default=None,
-              help="dedup: append N edited copies of N images and measure precision/recall on them.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any task parameter (see `bench list`).")
+@click.option("--recipe", default=None, metavar="NAME",
+              help="A named setting of the task's parameters (see `bench list TASK`); --set overrides its fields.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="A task parameter (see `bench list TASK`); lists are comma-separated, none clears.")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True)
-def run(task, ckpt, dataset, data_root, seed, subset, device, precision, batch_size, features, labels_per_class,
-        baselines, solver, fake, split, num_samples, inception_weights, ae, inject, sets, results_dir):
+def run(task, ckpt, dataset, data_root, split, real, fake, subset, seed, device, precision, batch_size, recipe, sets,
+        results_dir):
     """Run benchmark TASK (see `bench list`) and write its rows to results/TASK.csv.
 
     \b
     Examples:
       bench run cifar10-svm --ckpt runs/cifar10/d.pt --data-root ~/data/cifar10
-      bench run svm --dataset fashion-mnist --ckpt d.pt --labels-per-class 100
+      bench run svm --dataset fashion-mnist --ckpt d.pt --set labels_per_class=100
       bench run svhn-svm --ckpt d.pt --set draws=100
       bench run fid --ckpt runs/cifar10/g.pt --data-root ~/data/cifar10
-      bench run fid --ckpt runs/cifar10/ckpt/ --num-samples 10000     (every epoch: FID vs step + PNG)
-      bench run fid --fake folder:samples/ --dataset folder --data-root other/
+      bench run fid --ckpt runs/cifar10/ckpt/ --set samples=10000      (every epoch: FID vs step + PNG)
+      bench run fid --fake folder:samples/ --real folder:other/
       bench run dedup --data-root photos/ --set radius=0,2   (a folder of images; or --dataset lsun)
-      bench run dedup --dataset cifar10 --data-root ~/data/cifar10 --inject 1000
+      bench run dedup --dataset cifar10 --data-root ~/data/cifar10 --recipe recommended --set inject=1000
       bench run forget --ckpt g.pt --set boxes=boxes.csv       (without boxes: the numbered samples)
       bench run guided-backprop --ckpt d.pt --dataset fashion-mnist --data-root ~/data/fashion-mnist
       bench run memorisation --ckpt g.pt --dataset fashion-mnist --data-root ~/data/fashion-mnist
     """
     from bench.run import run as run_task
 
-    overrides = _parse_sets(sets)
-    for key, value in (("features", features), ("labels_per_class", labels_per_class), ("solver", solver),
-                       ("fake", fake), ("split", split), ("num_samples", num_samples),
-                       ("inception_weights", inception_weights), ("ae", ae), ("inject", inject)):
-        if value is not None:
-            overrides[key] = str(value)
-    if baselines:
-        names = {"raw": "raw-pixels", "random-d": "random-d", "none": None}
-        overrides["baselines"] = ",".join(n for b in baselines if (n := names[b]))
-    result = run_task(task, ckpt=ckpt, dataset=dataset, data_root=data_root, seed=seed, subset=subset,
-                      device=device, precision=precision, batch_size=batch_size, overrides=overrides,
-                      results_dir=results_dir)
+    result = run_task(task, ckpt=ckpt, dataset=dataset, data_root=data_root, split=split, real=real, fake=fake,
+                      seed=seed, subset=subset, device=device, precision=precision, batch_size=batch_size,
+                      overrides=_parse_sets(sets), recipe=recipe, results_dir=results_dir)
     from bench.report import summarize, to_markdown
 
     click.echo(to_markdown(summarize(result.rows)))
@@ -275,22 +256,33 @@ def report(results_dir, tasks, out):
 
 
 @main.command("list")
-def list_cmd():
-    """List the registered data sets and benchmark tasks (with their parameters)."""
-    import dataclasses
-
+@click.argument("task", required=False)
+def list_cmd(task):
+    """List the benchmark tasks and data sets; with TASK, each of its parameters and recipes."""
+    from bench.params import table
     from bench.run import TASKS
     from dcgan.data import DATASETS
 
-    click.echo("tasks:")
-    for name in TASKS.names():
-        task = TASKS.get(name)
-        click.echo(f"  {name:22s} {task.summary}")
-        params = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(task.Params))
-        click.echo(f"  {'':22s} params: {params}")
+    if task:
+        t = TASKS.get(task)
+        click.echo(f"{t.name}: {t.summary}")
+        needs = [t.needs or "", "data" if t.reads_data else "", "--split" if t.default_split else "",
+                 "--real/--fake" if t.takes_sources else ""]
+        click.echo(f"needs: {', '.join(n for n in needs if n) or 'nothing'}; default data set: "
+                   f"{t.default_dataset or '(--dataset)'}" + (f"; split: {t.default_split}" if t.default_split else ""))
+        click.echo("parameters (--set KEY=VALUE):")
+        for p in table(t.Params):
+            click.echo(f"  {p['name']}  [{p['type']}, default {p['default']}; {p['allowed']}]")
+            click.echo(f"      {p['help']}")
+        for name, values in t.recipes.items():
+            shown = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in values.items())
+            click.echo(f"recipe {name}: {shown or '(the defaults)'}")
+        return
+    click.echo("tasks (bench list TASK: its parameters):")
+    for name, t in TASKS.items():
+        click.echo(f"  {name:22s} {t.summary}")
     click.echo("data sets:")
-    for name in sorted(DATASETS):
-        spec = DATASETS[name]
+    for name, spec in DATASETS.items():
         click.echo(f"  {name:22s} {'/'.join(spec.splits):18s} {spec.description}")
 
 

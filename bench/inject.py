@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from dcgan.errors import ConfigError
+from dcgan.registry import Registry
 
 
 def _jpeg(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -61,24 +62,25 @@ def _contrast(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip((a - mean) * factor + mean, 0, 255).round().astype(np.uint8)
 
 
-EDITS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
-    "copy": lambda a, rng: a.copy(),
-    "jpeg": _jpeg,  # re-compressed at quality 30-70
-    "resize": _resize,
-    "shift": _shift,
-    "crop": _crop,
-    "brightness": _brightness,  # +-10-30 grey levels
-    "contrast": _contrast,
-}
+EDITS: Registry[Callable[[np.ndarray, np.random.Generator], np.ndarray]] = Registry("edit")
+EDITS.add("copy", lambda a, rng: a.copy())
+EDITS.add("jpeg", _jpeg)  # re-compressed at quality 30-70
+EDITS.add("resize", _resize)
+EDITS.add("shift", _shift)
+EDITS.add("crop", _crop)
+EDITS.add("brightness", _brightness)  # +-10-30 grey levels
+EDITS.add("contrast", _contrast)
+EDIT_NAMES = ("copy", "jpeg", "resize", "shift", "crop", "brightness", "contrast")  # the order copies take them in
 
 
 class Injected(torch.utils.data.Dataset):
     """``base``'s items, then one edited copy of each of ``k`` distinct base images (drawn from ``seed``)."""
 
     def __init__(self, base, k: int, edits: tuple[str, ...], seed: int):
-        unknown = [e for e in edits if e not in EDITS]
-        if unknown or not edits:
-            raise ConfigError(f"unknown edit(s) {unknown}; expected some of {', '.join(EDITS)}")
+        if not edits:
+            raise ConfigError(f"no edits given; expected some of {', '.join(EDIT_NAMES)}")
+        for e in edits:
+            EDITS.get(e)  # an unknown name fails here, with a "did you mean"
         if not 0 < k <= len(base):
             raise ConfigError(f"inject={k}: must be between 1 and the collection's {len(base)} images")
         self.base, self.seed = base, seed
@@ -93,7 +95,7 @@ class Injected(torch.utils.data.Dataset):
             return self.base[i]
         t = i - len(self.base)
         image = self.base[int(self.sources[t])][0].permute(1, 2, 0).numpy()
-        edited = EDITS[self.edits[t]](image, np.random.default_rng([self.seed, t]))
+        edited = EDITS.get(self.edits[t])(image, np.random.default_rng([self.seed, t]))
         return torch.from_numpy(np.array(edited)).permute(2, 0, 1), -1
 
     def item_name(self, i: int) -> str:

@@ -44,10 +44,10 @@ def save_png(picture, path: Path) -> Path:
 
 def plot_vs_step(measurements: list[Measurement], path: Path, title: str = "") -> Path:
     plt = pyplot()
-    axis = "step" if all(m.extra.get("step") is not None for m in measurements) else "epoch"
+    axis = "step" if all(m.details.get("step") is not None for m in measurements) else "epoch"
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for m in measurements:
-        series[m.metric].append((int(m.extra[axis]), float(m.value)))
+        series[m.metric].append((int(m.details[axis]), float(m.value)))
     fig, axes = plt.subplots(1, len(series), figsize=(3.6 * len(series), 3.2), squeeze=False)
     for ax, (metric, points) in zip(axes[0], series.items()):
         xs, ys = zip(*sorted(points))

@@ -11,23 +11,7 @@ from pathlib import Path
 
 from bench.results import read_rows
 
-# Published numbers users compare with, by (task, data set, metric): (value, source).
-REFERENCES: dict[tuple[str, str, str], list[tuple[float, str]]] = {
-    ("cifar10-svm", "cifar10", "accuracy"): [
-        (0.828, "DCGAN (D trained on ImageNet-1k 32 px), Radford et al. 2016, Table 1"),
-        (0.806, "1-layer K-means (4800 features), Coates & Ng 2011, in Radford et al. Table 1"),
-        (0.820, "3-layer K-means learned RF (3200 features), in Radford et al. Table 1"),
-    ],
-    ("svhn-svm", "svhn", "error"): [
-        (0.2248, "DCGAN + L2-SVM, 1000 labels, Radford et al. 2016, Table 2"),
-    ],
-    ("fid", "cifar10", "is"): [
-        (6.16, "DCGAN, 6.16 ± 0.07 (50k samples), as reported by Gulrajani et al. 2017 (WGAN-GP), Table 3"),
-        (11.24, "real CIFAR-10 training images, 11.24 ± 0.12, Salimans et al. 2016 (Improved Techniques for Training GANs)"),
-    ],
-}
-
-GROUP = ("task", "dataset", "labels", "model", "features", "split", "metric", "ckpt_sha256")
+GROUP = ("task", "dataset", "settings", "model", "features", "split", "metric", "ckpt_sha256")
 
 
 def load_rows(results_dir: str | Path, tasks: tuple[str, ...] = ()) -> list[dict]:
@@ -42,7 +26,7 @@ def summarize(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[float]] = defaultdict(list)
     seconds: dict[tuple, float] = {}
     for r in rows:
-        key = tuple(str(r.get(k, "")) if k != "labels" else _labels(r) for k in GROUP)
+        key = tuple(str(r.get(k, "")) if k != "settings" else _settings(r) for k in GROUP)
         groups[key].append(float(r["value"]))
         seconds[key] = float(r.get("seconds") or 0)
     out = []
@@ -54,13 +38,16 @@ def summarize(rows: list[dict]) -> list[dict]:
     return sorted(out, key=lambda e: tuple(e[k] for k in GROUP))
 
 
-def _labels(row: dict) -> str:
-    """The labelled-set size of a probe row ("100/class" or "all"), so that runs of the low-label and
-    the all-label protocol are never averaged together; empty for tasks without labels."""
-    params = json.loads(row.get("params") or "{}")
-    if "labels_per_class" not in params:
+def _settings(row: dict) -> str:
+    """The parameters the row's task declares as telling rows apart in reports (``report_params``),
+    e.g. ``labels_per_class=100``, so runs of different protocols are never averaged together."""
+    from bench.run import TASKS
+
+    if row.get("task") not in TASKS:
         return ""
-    return "all" if params["labels_per_class"] is None else f"{params['labels_per_class']}/class"
+    params = json.loads(row.get("params") or "{}")
+    keys = TASKS.get(row["task"]).report_params
+    return " ".join(f"{k}={'all' if params.get(k) is None else params[k]}" for k in keys if k in params)
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -68,17 +55,20 @@ def _fmt(value: float, metric: str) -> str:
 
 
 def to_markdown(summary: list[dict], references: bool = False) -> str:
-    head = "| task | data set | labels | model | features | split | metric | mean ± std | draws | checkpoint | run s |"
+    head = "| task | data set | settings | model | features | split | metric | mean ± std | draws | checkpoint | run s |"
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for e in summary:
         value = _fmt(e["mean"], e["metric"]) + (f" ± {_fmt(e['std'], e['metric'])}" if e["n"] > 1 else "")
-        lines.append(f"| {e['task']} | {e['dataset']} | {e['labels']} | {e['model']} | {e['features']} | {e['split']} | "
+        lines.append(f"| {e['task']} | {e['dataset']} | {e['settings']} | {e['model']} | {e['features']} | {e['split']} | "
                      f"{e['metric']} | {value} | {e['n']} | {e['ckpt_sha256'][:12]} | {e['seconds']:.0f} |")
     if references:
+        from bench.run import TASKS
+
         shown = {(e["task"], e["dataset"], e["metric"]) for e in summary}
-        refs = [(k, v, src) for k, vals in REFERENCES.items() if k in shown for v, src in vals]
+        refs = [(t, ref) for t in sorted({e["task"] for e in summary} & set(TASKS.names()))
+                for ref in TASKS.get(t).references if (t, ref.dataset, ref.metric) in shown]
         if refs:
             lines += ["", "Published numbers for comparison:", "", "| task | data set | metric | value | source |",
                       "| --- | --- | --- | --- | --- |"]
-            lines += [f"| {t} | {d} | {m} | {_fmt(v, m)} | {src} |" for (t, d, m), v, src in refs]
+            lines += [f"| {t} | {r.dataset} | {r.metric} | {_fmt(r.value, r.metric)} | {r.source} |" for t, r in refs]
     return "\n".join(lines)

@@ -3,9 +3,9 @@
 The path of one run: look the task up, build its Params (overrides checked against the fields),
 make a RunContext (device, seed, data, checkpoint), call ``task.run(ctx, params)``, turn the
 returned Measurements into rows carrying every provenance column, and upsert them into
-``results/<task>.csv`` (a re-run replaces its own rows, keyed by a hash of its inputs). A run that
-measured several checkpoints of one training run also gets a plot of its metrics against the
-training step, ``results/<task>-<run_id>.png``.
+``results/<task>.csv`` (a re-run replaces its own rows, keyed by a hash of its inputs). Files a run
+writes beside its rows go to ``results/<task>/<run_id>/``; a run that measured several checkpoints of
+one training run also gets a plot of its metrics against the training step there, ``vs-step.png``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import bench.tasks  # noqa: F401  (registers every task)
 from bench.features import FeatureCache
-from bench.results import Measurement, upsert
+from bench.results import Measurement, check_writable, upsert
 from bench.tasks.base import TASKS, RunContext, check_dataset, make_params
 from dcgan.checkpoint import fingerprint
 from dcgan.device import resolve_device, seed_everything
@@ -50,33 +50,42 @@ def package_versions() -> dict[str, str]:
 
 
 def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None, data_root: str | None = None,
-        seed: int = 0, subset: int | None = None, device: str = "auto", precision: str = "fp32",
-        batch_size: int = 256, overrides: dict | None = None, results_dir: str | Path = "results") -> RunResult:
+        split: str | None = None, real: str | None = None, fake: str | None = None, seed: int = 0,
+        subset: int | None = None, device: str = "auto", precision: str = "fp32", batch_size: int = 256,
+        overrides: dict | None = None, recipe: str | None = None, results_dir: str | Path = "results") -> RunResult:
     task_cls = TASKS.get(task)
-    params = make_params(task_cls, overrides or {})
+    params = make_params(task_cls, overrides or {}, recipe)
     dataset = dataset or task_cls.default_dataset or ""
     if task_cls.reads_data and not dataset:
         raise ConfigError(f"task {task!r} needs --dataset")
     if dataset:
         check_dataset(dataset)
+    if split is not None and task_cls.default_split is None:
+        raise ConfigError(f"task {task!r} takes no --split (it reads the splits its protocol names)")
+    if (real or fake) and not task_cls.takes_sources:
+        raise ConfigError(f"task {task!r} takes no --real/--fake (only tasks comparing two image sources do)")
     ckpt = Path(ckpt) if ckpt else None
     if ckpt is not None and not ckpt.exists():
         raise CheckpointError(f"checkpoint {ckpt} does not exist")
     if task_cls.needs and ckpt is None:
         raise ConfigError(f"task {task!r} needs a {task_cls.needs} checkpoint: pass --ckpt")
+    table = Path(results_dir) / f"{task}.csv"
+    check_writable(table)  # a file it may not rewrite fails now, not after the work
     dev = resolve_device(device)
     seed_everything(seed)
     ctx = RunContext(dataset=dataset, data_root=data_root, ckpt=ckpt, device=dev, seed=seed, subset=subset,
-                     batch_size=batch_size, precision=precision, cache=FeatureCache())
+                     batch_size=batch_size, precision=precision, cache=FeatureCache(),
+                     split_name=split or task_cls.default_split, real=real, fake=fake)
     if task_cls.needs:
         ctx.net(task_cls.needs)  # a wrong or broken checkpoint fails before any work
-    params_dict = dataclasses.asdict(params)
+    inputs = {"precision": precision, **({"split": ctx.split_name} if ctx.split_name else {}),
+              **({"real": real} if real else {}), **({"fake": fake} if fake else {})}
+    params_dict = {**dataclasses.asdict(params), **inputs}
     run_id = hashlib.sha256(json.dumps(
         {"task": task, "version": task_cls.version, "ckpt": ctx.ckpt_sha256, "dataset": dataset,
-         "data_root": data_root, "params": params_dict, "seed": seed, "subset": subset, "precision": precision},
+         "data_root": data_root, "params": params_dict, "seed": seed, "subset": subset},
         sort_keys=True, default=str).encode()).hexdigest()[:16]
-    ctx.outputs = Path(results_dir) / task / run_id
-    ctx.figures = Path(results_dir) / "figures" / task / f"{ctx.ckpt_sha256[:12] or 'no-ckpt'}-{run_id}"
+    ctx.artifacts = Path(results_dir) / task / run_id
 
     t0 = time.perf_counter()
     measurements = task_cls().run(ctx, params)
@@ -89,17 +98,18 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
         "versions": json.dumps(package_versions(), sort_keys=True),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    run_details = {"recipe": recipe} if recipe else {}
     rows = [{**common, **_checkpoint_columns(m), "split": m.split, "model": m.model, "features": m.features,
              "draw": m.draw, "metric": m.metric, "value": repr(float(m.value)),
-             "params": json.dumps({**params_dict, "precision": precision, **m.extra}, sort_keys=True, default=str)}
+             "params": json.dumps({**params_dict, **m.params}, sort_keys=True, default=str),
+             "details": json.dumps({**run_details, **m.details}, sort_keys=True, default=str)}
             for m in measurements]
-    path = upsert(Path(results_dir) / f"{task}.csv", rows)
+    path = upsert(table, rows)
     figure = None
     if len({m.ckpt for m in measurements if m.ckpt}) > 1:
         from bench.plot import plot_vs_step
 
-        figure = plot_vs_step(measurements, Path(results_dir) / f"{task}-{run_id}.png",
-                              title=f"{task} on {dataset}: {ckpt}")
+        figure = plot_vs_step(measurements, ctx.artifact("vs-step.png"), title=f"{task} on {dataset}: {ckpt}")
     return RunResult(task, rows, path, seconds, ctx.cache.hits, ctx.cache.misses, figure)
 
 

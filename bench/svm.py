@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from dcgan.registry import Registry
+
 # BLAS threads pay off only when the products with X dominate; on small problems the optimiser's
 # many tiny vector operations made 2 threads 10x slower than 1 on this 2-core machine.
 _PARALLEL_MIN_SIZE = 1 << 22
@@ -341,4 +343,6 @@ class SklearnSVM(L2SVM):
         return self
 
 
-SOLVERS = {"lbfgs": L2SVM, "sklearn": SklearnSVM}
+SOLVERS: Registry[type[L2SVM]] = Registry("SVM solver")
+SOLVERS.add("lbfgs", L2SVM)
+SOLVERS.add("sklearn", SklearnSVM)

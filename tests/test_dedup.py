@@ -11,7 +11,7 @@ from PIL import Image
 
 from bench import dedup
 from bench.cli import main
-from bench.inject import EDITS, Injected, score
+from bench.inject import EDIT_NAMES, EDITS, Injected, score
 from bench.results import RESULT_COLUMNS
 from dcgan.errors import ConfigError
 from dcgan.data import load_dataset
@@ -36,7 +36,7 @@ def digits(tmp_path_factory):
                         channels=3)
     images = torch.stack([data[i][0] for i in range(len(data))])
     net, _ = dedup.train_autoencoder(images, dedup.AERecipe(epochs=3), seed=0)
-    return data, net, Injected(data, 60, tuple(EDITS), seed=0)
+    return data, net, Injected(data, 60, EDIT_NAMES, seed=0)
 
 
 def brute_force_pairs(codes, radius):
@@ -149,7 +149,7 @@ def test_edits_change_pixels_deterministically(digits):
         a, b = edit(image, np.random.default_rng(1)), edit(image, np.random.default_rng(1))
         assert a.shape == image.shape and a.dtype == np.uint8 and np.array_equal(a, b), name
         assert np.array_equal(a, image) == (name == "copy"), name
-    shifted = EDITS["shift"](image, np.random.default_rng(1))
+    shifted = EDITS.get("shift")(image, np.random.default_rng(1))
     moved = [np.array_equal(np.roll(image, s, axis)[3:-3, 3:-3], shifted[3:-3, 3:-3])
              for axis in (0, 1) for s in (-3, -2, -1, 1, 2, 3)]
     assert sum(moved) == 1  # one pure translation by 1-3 px
@@ -173,7 +173,7 @@ def test_injected_pairs_scored_against_brute_force(digits):
             assert got["precision"] == pytest.approx(hits / involved)
             assert got["recall"] == pytest.approx(hits / 60)
             assert got["recall_copy"] == 1.0  # an exact copy always collides
-        assert got["recall"] > 1 / len(EDITS)  # more than the copies are found at radius 4
+        assert got["recall"] > 1 / len(EDIT_NAMES)  # more than the copies are found at radius 4
 
 
 def test_training_shifts_are_translations_with_edge_pixels_repeated(digits):
@@ -209,7 +209,7 @@ def _run(tmp_path, root, *extra):
 
 def test_bench_run_dedup_end_to_end(tmp_path):
     root = write_digits_folder(tmp_path / "photos", per_class=10)
-    r = _run(tmp_path, root, "--inject", "30")
+    r = _run(tmp_path, root, "--set", "inject=30")
     assert r.exit_code == 0, r.output
     assert "dedup.csv (" in r.output and "features cached" not in r.output  # dedup uses no feature cache
     df = pd.read_csv(tmp_path / "results" / "dedup.csv")
@@ -219,30 +219,33 @@ def test_bench_run_dedup_end_to_end(tmp_path):
     value = df.set_index(["model", "features", "metric"]).value
     assert value["ae-hash", "128-bit r=0", "images"] == 130
     assert value["ae-hash", "128-bit r=0", "recall_copy"] == 1.0
-    for metric in ("pairs", "clusters", "flagged", "precision", "recall", "f1", "seconds_search", "seconds_train"):
+    for metric in ("pairs", "clusters", "flagged", "precision", "recall", "f1"):
         assert ("ae-hash", "128-bit r=3", metric) in value.index, metric
-    assert json.loads(df.params[0])["ae_source"] == "trained"
+    r3 = df[(df.model == "ae-hash") & (df.features == "128-bit r=3")].iloc[0]
+    assert json.loads(r3.params)["radius"] == 3  # the row's own radius is one of its inputs
+    assert {"seconds_search", "seconds_train"} <= set(json.loads(r3.details))  # timings are details
+    assert json.loads(df.details[0])["ae_source"] == "trained"
     run_id = df.run_id[0]
-    clusters = pd.read_csv(tmp_path / "results" / "dedup" / f"{run_id}_clusters.csv")
+    clusters = pd.read_csv(tmp_path / "results" / "dedup" / run_id / "clusters.csv")
     assert list(clusters.columns) == ["method", "radius", "cluster", "image", "index", "kept", "distance"]
     ae0 = clusters[(clusters.method == "ae-hash") & (clusters.radius == 0)]
     assert len(ae0) - ae0.kept.sum() == value["ae-hash", "128-bit r=0", "flagged"]
     assert (ae0.distance == 0).all() and ae0.image.str.startswith("injected").any()
-    with Image.open(tmp_path / "results" / "dedup" / f"{run_id}_clusters.png") as sheet:
+    with Image.open(tmp_path / "results" / "dedup" / run_id / "clusters.png") as sheet:
         assert sheet.format == "PNG" and sheet.width >= 2 * 64
 
-    r = _run(tmp_path, root, "--inject", "30")  # the same run again: rows replaced, autoencoder from the cache
+    r = _run(tmp_path, root, "--set", "inject=30")  # the same run again: rows replaced, autoencoder from the cache
     assert r.exit_code == 0, r.output
     again = pd.read_csv(tmp_path / "results" / "dedup.csv")
-    assert len(again) == len(df) and json.loads(again.params[0])["ae_source"] == "cached"
+    assert len(again) == len(df) and json.loads(again.details[0])["ae_source"] == "cached"
 
-    ae = json.loads(again.params[0])["ae"]
+    ae = json.loads(again.details[0])["ae"]
     other = write_digits_folder(tmp_path / "other", per_class=4)
-    r = _run(tmp_path, other, "--ae", ae)  # another collection hashed with this autoencoder
+    r = _run(tmp_path, other, "--set", f"ae={ae}")  # another collection hashed with this autoencoder
     assert r.exit_code == 0, r.output
     rows = pd.read_csv(tmp_path / "results" / "dedup.csv")
     mine = rows[(rows.run_id != run_id) & (rows.model == "ae-hash")]
-    assert len(mine) and (mine.params.map(lambda p: json.loads(p)["ae_source"]) == "given").all()
+    assert len(mine) and (mine.details.map(lambda p: json.loads(p)["ae_source"]) == "given").all()
 
 
 def test_truncated_jpeg_is_reported_and_skipped(tmp_path):
@@ -255,7 +258,7 @@ def test_truncated_jpeg_is_reported_and_skipped(tmp_path):
     df = pd.read_csv(tmp_path / "results" / "dedup.csv")
     value = df.set_index(["features", "metric"]).value
     assert value["128-bit r=0", "images"] == 59 and value["128-bit r=0", "images_skipped"] == 1
-    skipped = tmp_path / "results" / "dedup" / f"{df.run_id[0]}_skipped.csv"
+    skipped = tmp_path / "results" / "dedup" / df.run_id[0] / "skipped.csv"
     assert pd.read_csv(skipped).image.tolist() == [str(broken)]
     broken.unlink()  # mended: the same run again leaves no stale list of skipped files
     assert _run(tmp_path, root, "--set", "methods=ae-hash").exit_code == 0 and not skipped.exists()
@@ -268,7 +271,7 @@ def test_empty_folder_and_a_wrong_autoencoder_file_are_one_line_errors(tmp_path)
     assert "no images found under" in r.output and len(r.output.strip().splitlines()) == 1, r.output
     root = write_digits_folder(tmp_path / "photos", per_class=1)
     not_ae = next(root.rglob("*.jpg"))
-    r = _run(tmp_path, root, "--ae", str(not_ae))
+    r = _run(tmp_path, root, "--set", f"ae={not_ae}")
     assert r.exit_code == 2
     assert "not a hashing autoencoder" in r.output and len(r.output.strip().splitlines()) == 1, r.output
 

@@ -84,7 +84,7 @@ def test_latent_walk_writes_its_rows_and_pictures_deterministically(tmp_path, im
                 results_dir=tmp_path / "c")
     assert [r["value"] for r in other.rows] != [r["value"] for r in first.rows]  # the seed draws the points
     for kind in ("linear", "spherical"):
-        (png,) = (tmp_path / "a" / "figures" / "latent-walk").glob(f"*_{kind}.png")
+        (png,) = (tmp_path / "a" / "latent-walk").glob(f"*/{kind}.png")
         assert Image.open(png).size == _grid_size(rows=3, cols=5, side=image_size)
         twin = tmp_path / "b" / png.relative_to(tmp_path / "a")
         assert png.read_bytes() == twin.read_bytes()
@@ -92,8 +92,8 @@ def test_latent_walk_writes_its_rows_and_pictures_deterministically(tmp_path, im
 
 def test_sample_numbers_its_tiles(tmp_path):
     g = tiny_generator(tmp_path / "ckpt")
-    assert _bench("sample", "--ckpt", g, "--n", 10, "--device", "cpu", "--out", tmp_path / "n.png").exit_code == 0
-    assert _bench("sample", "--ckpt", g, "--n", 10, "--device", "cpu", "--no-numbers",
+    assert _bench("sample", "--ckpt", g, "--samples", 10, "--device", "cpu", "--out", tmp_path / "n.png").exit_code == 0
+    assert _bench("sample", "--ckpt", g, "--samples", 10, "--device", "cpu", "--no-numbers",
                   "--out", tmp_path / "plain.png").exit_code == 0
     size = _grid_size(rows=3, cols=4, side=32, scale=2)  # 32 px tiles enlarged to 64
     assert Image.open(tmp_path / "plain.png").size == _grid_size(rows=3, cols=4, side=32)
@@ -112,12 +112,12 @@ def test_sample_numbers_its_tiles(tmp_path):
 
 def _sampled(tmp_path, image_size=32, nc=1):
     g = tiny_generator(tmp_path / "ckpt", image_size, nc)
-    r = _bench("sample", "--ckpt", g, "--n", 16, "--device", "cpu", "--out", tmp_path / "grid.png")
+    r = _bench("sample", "--ckpt", g, "--samples", 16, "--device", "cpu", "--out", tmp_path / "grid.png")
     assert r.exit_code == 0, r.output
     return g, tmp_path / "grid.png.z.pt"
 
 
-ARITHMETIC = ("a=0,1,2", "b=3,4,5", "c=6,7,8", "left=9,10,11", "right=12,13,14")
+ARITHMETIC = ("concept_a=0,1,2", "concept_b=3,4,5", "concept_c=6,7,8", "left=9,10,11", "right=12,13,14")
 
 
 def test_vector_arithmetic_end_to_end(tmp_path):
@@ -131,7 +131,7 @@ def test_vector_arithmetic_end_to_end(tmp_path):
                overrides=dict(s.split("=") for s in (f"z={z_file}", *ARITHMETIC))).rows
     norms = {r["features"]: float(r["value"]) for r in rows if r["metric"] == "z_norm"}
     rms = [float(r["value"]) for r in rows if r["metric"] == "rms_to_pixel_baseline"]
-    assert len(rms) == 9 and json.loads(rows[0]["params"])["z_sha256"]
+    assert len(rms) == 9 and json.loads(rows[0]["details"])["z_sha256"]
 
     # the numbers, computed independently from the z file and the generator
     z = torch.load(z_file).flatten(1)
@@ -148,19 +148,19 @@ def test_vector_arithmetic_end_to_end(tmp_path):
 
     pictures = {}
     for results in ("a", "b"):
-        for png in sorted((tmp_path / results / "figures" / "vector-arithmetic").glob("*.png")):
-            pictures.setdefault(png.name.rsplit("_", 1)[1], []).append(png.read_bytes())
+        for png in sorted((tmp_path / results / "vector-arithmetic").glob("*/*.png")):
+            pictures.setdefault(png.name, []).append(png.read_bytes())
     assert set(pictures) == {"arithmetic.png", "turn.png"}
     assert all(first == second for first, second in pictures.values())  # same seed, same pictures
-    (turn,) = (tmp_path / "a" / "figures" / "vector-arithmetic").glob("*_turn.png")
+    (turn,) = (tmp_path / "a" / "vector-arithmetic").glob("*/turn.png")
     assert Image.open(turn).size == _grid_size(rows=8, cols=8, side=32)
     # scale 0 leaves a row's sample as it was: the first 8 tiles of `bench sample` with the same seed
-    _bench("sample", "--ckpt", g, "--n", 16, "--device", "cpu", "--no-numbers", "--out", tmp_path / "plain.png")
+    _bench("sample", "--ckpt", g, "--samples", 16, "--device", "cpu", "--no-numbers", "--out", tmp_path / "plain.png")
     sampled, turned = _pixels(tmp_path / "plain.png"), _pixels(turn)
     for i in range(8):
         tile = sampled[2 + (i // 4) * 34:][:32, 2 + (i % 4) * 34:][:, :32]
         assert (tile - turned[2 + i * 34:][:32, 2:34]).abs().max() <= 1
-    (sheet,) = (tmp_path / "a" / "figures" / "vector-arithmetic").glob("*_arithmetic.png")
+    (sheet,) = (tmp_path / "a" / "vector-arithmetic").glob("*/arithmetic.png")
     assert Image.open(sheet).height == 5 * 2 * (32 + 4)  # rows A, B, C, z result, pixels at 64 px tiles
 
 
@@ -170,18 +170,18 @@ def test_vector_arithmetic_turn_alone_on_an_rgb_64px_generator(tmp_path):
                  overrides={"z": str(z_file), "left": "0,1,2", "right": "3,4,5", "turn_rows": "2",
                             "turn_steps": "3", "turn_scale": "-1,1"})
     assert [(r["metric"], r["features"]) for r in result.rows] == [("z_norm", "right-left")]
-    (turn,) = (tmp_path / "r" / "figures" / "vector-arithmetic").glob("*.png")
-    assert turn.name.endswith("_turn.png") and Image.open(turn).size == _grid_size(rows=2, cols=3, side=64)
+    (turn,) = (tmp_path / "r" / "vector-arithmetic").glob("*/*.png")
+    assert turn.name == "turn.png" and Image.open(turn).size == _grid_size(rows=2, cols=3, side=64)
 
 
 @pytest.mark.parametrize("sets,expected", [
     (["z={tmp}/missing.pt", *ARITHMETIC], "z={tmp}/missing.pt: no such file"),
-    (["z={z}", "a=0,1,99", "b=3,4,5", "c=6,7,8"], "a=0,1,99: index 99 is out of range for the 16 z vectors"),
-    (["z={z}", "a=0,1", "b=3,4,5", "c=6,7,8"], "a=0,1: expected at least 3 sample indices"),
+    (["z={z}", "concept_a=0,1,99", "concept_b=3,4,5", "concept_c=6,7,8"], "concept_a=0,1,99: index 99 is out of range for the 16 z vectors"),
+    (["z={z}", "concept_a=0,1", "concept_b=3,4,5", "concept_c=6,7,8"], "concept_a=0,1: expected at least 3 sample indices"),
     (["z={tmp}/nz7.pt", *ARITHMETIC], "holds 7-dimensional z vectors, the generator takes nz=100"),
     (["z={tmp}/grid.png", *ARITHMETIC], "not a z file"),
-    (["z={z}", "a=0,1,2", "b=3,4,5"], "a, b given without c"),
-    (["z={z}"], "vector-arithmetic needs a=, b=, c="),
+    (["z={z}", "concept_a=0,1,2", "concept_b=3,4,5"], "concept_a, concept_b given without concept_c"),
+    (["z={z}"], "vector-arithmetic needs concept_a=, concept_b=, concept_c="),
     ([*ARITHMETIC], "vector-arithmetic needs z=PATH"),
     (["z={z}", "left=0,1,2", "right=3,4,5", "turn_scale=1"], "expected two scales"),
 ])
@@ -200,7 +200,7 @@ def test_vector_arithmetic_bad_input_is_one_line(tmp_path, sets, expected):
 def test_latent_walk_bad_input_is_one_line(tmp_path):
     g = tiny_generator(tmp_path / "ckpt")
     for sets, expected in ((["interpolations=linear,cubic"], "expected some of linear, spherical"),
-                           (["points=1"], "points=1: expected at least 2")):
+                           (["points=1"], "points=1: expected an integer >= 2")):
         r = _bench("run", "latent-walk", "--ckpt", g, "--dataset", "synthetic", "--device", "cpu",
                    *[a for s in sets for a in ("--set", s)], "--results", tmp_path / "results")
         assert r.exit_code == 2 and expected in r.output and len(r.output.strip().splitlines()) == 1, r.output

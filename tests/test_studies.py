@@ -23,10 +23,10 @@ from fixtures_tasks import tiny_checkpoints
 
 BOXES = "sample,x0,y0,x1,y1\n0,0,0,16,16\n1,8,8,32,20\n2,16,16,32,32\n3,0,20,12,32\n4,4,4,28,12\n"
 RUNS = {  # task -> (checkpoint kind, bench.run keyword arguments, pictures written)
-    "forget": ("g", {"overrides": {"n": "12", "show": "6"}}, ("samples.png", "forget.png")),
+    "forget": ("g", {"overrides": {"samples": "12", "show": "6"}}, ("samples.png", "forget.png")),
     "guided-backprop": ("d", {"dataset": "digits", "overrides": {"images": "40", "features": "3", "top": "2"}},
                         ("maps.png",)),
-    "memorisation": ("g", {"dataset": "digits", "overrides": {"n": "30", "k": "3", "show": "4"}},
+    "memorisation": ("g", {"dataset": "digits", "overrides": {"samples": "30", "neighbours": "3", "show": "4"}},
                      ("neighbours-pixels.png", "neighbours-d.png", "distances.png")),
 }
 
@@ -55,8 +55,8 @@ def test_runs_twice_with_the_same_numbers_and_pictures(task, ckpts, tmp_path):
     assert [r["value"] for r in first.rows] == [r["value"] for r in second.rows] and first.rows
     assert all(np.isfinite(float(r["value"])) for r in first.rows)
     for name in RUNS[task][2]:
-        [a] = (tmp_path / "a" / "figures" / task).glob(f"*_{name}")
-        [b] = (tmp_path / "b" / "figures" / task).glob(f"*_{name}")
+        [a] = (tmp_path / "a" / task).glob(f"*/{name}")
+        [b] = (tmp_path / "b" / task).glob(f"*/{name}")
         with Image.open(a) as image:
             assert 150 <= image.width <= 2000 and 100 <= image.height <= 2500, image.size
             assert len(np.unique(np.asarray(image.convert("L")))) > 10  # pictures, not a blank page
@@ -102,9 +102,9 @@ def test_forget_finds_and_drops_a_planted_map(ckpts, tmp_path):
     boxes.write_text("sample,x0,y0,x1,y1\n" + "".join(f"{i},{4 * c},{4 * r},{4 * c + 4},{4 * r + 4}\n"
                                                        for i, (r, c) in enumerate(peaks)))
     result = bench_run("forget", ckpt=ckpts["g"], device="cpu", results_dir=tmp_path,
-                       overrides={"n": "12", "boxes": str(boxes)})
+                       overrides={"samples": "12", "boxes": str(boxes)})
     values = {r["metric"]: float(r["value"]) for r in result.rows}
-    dropped = json.loads(result.rows[0]["params"])["dropped_maps"]
+    dropped = json.loads(result.rows[0]["details"])["dropped_maps"]
     assert planted in dropped and values["maps_dropped"] == len(dropped) < values["maps_total"] == 16
     assert values["heldout_accuracy"] > values["heldout_chance"]
     assert values["activation_dropped_inside"] > values["activation_dropped_outside"]
@@ -113,10 +113,10 @@ def test_forget_finds_and_drops_a_planted_map(ckpts, tmp_path):
 
 
 def test_forget_without_boxes_writes_the_numbered_samples_and_says_so(ckpts, tmp_path):
-    r = CliRunner().invoke(main, ["run", "forget", "--ckpt", str(ckpts["g"]), "--set", "n=7", "--device", "cpu",
+    r = CliRunner().invoke(main, ["run", "forget", "--ckpt", str(ckpts["g"]), "--set", "samples=7", "--device", "cpu",
                                   "--results", str(tmp_path)])
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
-    [sheet] = (tmp_path / "figures" / "forget").glob("*_samples.png")
+    [sheet] = (tmp_path / "forget").glob("*/samples.png")
     assert str(sheet) in r.output.replace("\n", "")
     with Image.open(sheet) as image:
         assert image.size == (4 + 7 * 132, 4 + 144)  # one row of seven 128 px tiles, captions below
@@ -136,7 +136,7 @@ def test_bad_boxes_are_one_line_errors(ckpts, tmp_path, text, expected):
     boxes = tmp_path / "b.csv"
     boxes.write_text(text)
     r = CliRunner().invoke(main, ["run", "forget", "--ckpt", str(ckpts["g"]), "--set", f"boxes={boxes}",
-                                  "--set", "n=12", "--device", "cpu", "--results", str(tmp_path)])
+                                  "--set", "samples=12", "--device", "cpu", "--results", str(tmp_path)])
     assert r.exit_code == 2, r.output
     assert expected in r.output and str(boxes) in r.output
     assert len(r.output.strip().splitlines()) == 1, r.output
@@ -217,9 +217,9 @@ def test_memorisation_without_a_discriminator_is_a_one_line_error(ckpts, tmp_pat
     shutil.copy(ckpts["g"], alone)
     other = DCGANConfig(image_size=64, nc=1, ngf=8, ndf=8)
     _, big_d = export_models(tmp_path / "big", other, Generator(other), Discriminator(other))
-    for extra, expected in (([], f"{alone.parent / 'd.pt'} does not exist; pass --set d=PATH"),
-                            (["--set", f"d={big_d}"], "takes 1x64x64 images, the generator draws 1x32x32"),
-                            (["--set", f"d={ckpts['g']}"], "holds a generator, expected a discriminator")):
+    for extra, expected in (([], f"{alone.parent / 'd.pt'} does not exist; pass --set discriminator=PATH"),
+                            (["--set", f"discriminator={big_d}"], "takes 1x64x64 images, the generator draws 1x32x32"),
+                            (["--set", f"discriminator={ckpts['g']}"], "holds a generator, expected a discriminator")):
         r = CliRunner().invoke(main, ["run", "memorisation", "--ckpt", str(alone), "--dataset", "digits",
                                       "--device", "cpu", "--results", str(tmp_path), *extra])
         assert r.exit_code == 2 and expected in r.output, r.output

@@ -153,10 +153,10 @@ def test_c_grid_extends_past_its_edge(tmp_path):
               overrides={"c_grid": "1e-7,1e-6", "val_size": "300", "baselines": "raw-pixels"})
     import json
 
-    params = json.loads(res.rows[0]["params"])
-    tried = sorted(float(c) for c in params["val_accuracy_by_C"])
+    details = json.loads(res.rows[0]["details"])
+    tried = sorted(float(c) for c in details["val_accuracy_by_C"])
     assert len(tried) > 2 and max(tried) > 1e-6
-    assert float(params["C"]) > 1e-6
+    assert float(details["C"]) > 1e-6
 
 
 def test_c_grid_stops_climbing_once_validation_falls(tmp_path):
@@ -172,21 +172,28 @@ def test_c_grid_stops_climbing_once_validation_falls(tmp_path):
               overrides={"c_grid": ",".join(map(str, grid)), "val_size": "300", "baselines": "raw-pixels",
                          "patience": "2"})
     for row in res.rows:
-        by_c = {float(c): a for c, a in json.loads(row["params"])["val_accuracy_by_C"].items()}
+        by_c = {float(c): a for c, a in json.loads(row["details"])["val_accuracy_by_C"].items()}
         tried = sorted(by_c)
         best = max(tried, key=by_c.get)
         assert tried == grid[: len(tried)], tried  # a prefix of the grid (no edge extension here)
         assert len(tried) == len(grid) or tried.index(best) == len(tried) - 3, by_c
         assert all(by_c[c] <= by_c[best] for c in tried[tried.index(best) + 1:])
-    assert any(len(json.loads(r["params"])["val_accuracy_by_C"]) < len(grid) for r in res.rows), "never stopped early"
+    assert any(len(json.loads(r["details"])["val_accuracy_by_C"]) < len(grid) for r in res.rows), "never stopped early"
 
 
 @pytest.mark.parametrize("args,expected", [
     (["--ckpt", "{g}"], "holds a generator, expected a discriminator"),
-    (["--ckpt", "{d}", "--features", "conv7/max4"], "unknown layer(s) conv7"),
+    (["--ckpt", "{d}", "--set", "features=conv7/max4"], "unknown layer(s) conv7"),
     (["--ckpt", "{d}", "--dataset", "folder", "--data-root", "{folder}"], "has no labels"),
     (["--ckpt", "{d}", "--set", "c_grd=1"], "has no parameter 'c_grd'"),
-    (["--ckpt", "{d}", "--set", "val_size=many"], "val_size='many': expected int"),
+    (["--ckpt", "{d}", "--set", "val_size=many"], "val_size='many': expected an integer"),
+    (["--ckpt", "{d}", "--set", "val_size=-5"], "val_size=-5: expected an integer >= 1"),
+    (["--ckpt", "{d}", "--set", "tol=nan"], "tol=nan: expected a number > 0"),
+    (["--ckpt", "{d}", "--set", "draws=0"], "draws=0: expected an integer >= 1"),
+    (["--ckpt", "{d}", "--set", "c_grid=-1,0"], "c_grid=-1: expected comma-separated numbers > 0"),
+    (["--ckpt", "{d}", "--set", "solver=svc"], "solver='svc': expected one of lbfgs, sklearn"),
+    (["--ckpt", "{d}", "--set", "baselines=raw"], "baselines='raw': expected some of random-d, raw-pixels"),
+    (["--ckpt", "{d}", "--split", "train"], "task 'svm' takes no --split"),
 ])
 def test_bad_inputs_are_one_line_errors(tmp_path, args, expected):
     from PIL import Image
@@ -214,5 +221,5 @@ def test_report_keeps_low_label_and_all_label_runs_apart():
     rows = [{**base, "value": "0.8", "params": '{"labels_per_class": 100}'},
             {**base, "value": "0.82", "params": '{"labels_per_class": 100}'},
             {**base, "value": "0.9", "params": '{"labels_per_class": null}'}]
-    summary = {e["labels"]: (round(e["mean"], 4), e["n"]) for e in summarize(rows)}
-    assert summary == {"100/class": (0.81, 2), "all": (0.9, 1)}
+    summary = {e["settings"]: (round(e["mean"], 4), e["n"]) for e in summarize(rows)}
+    assert summary == {"labels_per_class=100": (0.81, 2), "labels_per_class=all": (0.9, 1)}

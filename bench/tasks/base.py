@@ -6,9 +6,7 @@ data set, and ``run(ctx, params) -> list[Measurement]``. Tasks never write resul
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -19,6 +17,7 @@ import torch
 from bench.features import (FeatureCache, LayerSpec, extract_features, feature_key, pixel_features,
                             reestimate_batchnorm)
 from dcgan.registry import Registry
+from bench.params import Params, build
 from bench.results import Measurement
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.config import DCGANConfig
@@ -29,55 +28,65 @@ from dcgan.nets import Discriminator
 TASKS: Registry[type["Task"]] = Registry("task")
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A published number a task's rows are compared with in reports: (data set, metric, value, source)."""
+
+    dataset: str
+    metric: str
+    value: float
+    source: str
+
+
 class Task:
+    """A benchmark: typed ``Params``, what it needs, and ``run(ctx, params) -> list[Measurement]``.
+
+    Class attributes are the task's declarations, read by the runner, the CLI, the report and the tests:
+    ``needs`` the checkpoint kind it measures, ``default_dataset`` / ``default_split`` the data it reads
+    when none is given (``default_split`` None: it takes no ``--split``), ``reads_data`` False for tasks
+    of a checkpoint alone, ``takes_sources`` for tasks that compare two image sources (``--real`` /
+    ``--fake``), ``recipes`` named measured settings of its parameters, ``references`` published numbers,
+    ``report_params`` parameters that tell rows apart in reports (e.g. the labelled-set size), and
+    ``smoke`` the parameters of a run on tiny data (the test suite runs every task with them).
+    """
+
     name: ClassVar[str] = ""
     version: ClassVar[int] = 1
     summary: ClassVar[str] = ""
+    paper: ClassVar[str] = ""  # the paper's section the task reproduces
     needs: ClassVar[str | None] = None  # "discriminator", "generator" or None
     default_dataset: ClassVar[str | None] = None
+    default_split: ClassVar[str | None] = None
     reads_data: ClassVar[bool] = True  # False: the task measures a checkpoint alone (its rows name no data set)
+    takes_sources: ClassVar[bool] = False
+    recipes: ClassVar[dict[str, dict[str, object]]] = {}
+    references: ClassVar[tuple[Reference, ...]] = ()
+    report_params: ClassVar[tuple[str, ...]] = ()
+    smoke: ClassVar[dict[str, object]] = {}
 
     @dataclass(frozen=True)
-    class Params:
+    class Params(Params):
         pass
 
     def run(self, ctx: "RunContext", params) -> list[Measurement]:
         raise NotImplementedError
 
 
-def make_params(task: type[Task], overrides: dict[str, str | object]):
-    """The task's Params with ``key=value`` overrides, each checked against the field and cast to its type."""
-    fields = {f.name: f for f in dataclasses.fields(task.Params)}
-    hints = typing.get_type_hints(task.Params)
-    values = {}
-    for key, raw in overrides.items():
-        key = key.replace("-", "_")
-        if key not in fields:
-            raise ConfigError(f"task {task.name!r} has no parameter {key!r}; parameters: {', '.join(fields)}")
-        values[key] = _cast(raw, hints[key], key) if isinstance(raw, str) else raw
-    return task.Params(**values)
-
-
-def _cast(text: str, hint, key: str):
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if text.lower() in ("none", "") and type(None) in args:
-        return None
-    if origin is tuple:
-        return tuple(_cast(t, args[0], key) for t in text.split(",") if t.strip())
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
-    try:
-        if base is bool:
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return text.lower() in ("true", "1", "yes")
-        return base(text)
-    except ValueError:
-        raise ConfigError(f"parameter {key}={text!r}: expected {getattr(base, '__name__', base)}") from None
+def make_params(task: type[Task], overrides: dict[str, object], recipe: str | None = None):
+    """The task's Params: a recipe's values (if named), then ``key=value`` overrides, every field checked."""
+    values: dict[str, object] = {}
+    if recipe is not None:
+        if recipe not in task.recipes:
+            known = ", ".join(task.recipes) or "none"
+            raise ConfigError(f"task {task.name!r} has no recipe {recipe!r}; recipes: {known}")
+        values.update(task.recipes[recipe])
+    values.update({k.replace("-", "_"): v for k, v in overrides.items()})
+    return build(task.Params, f"task {task.name!r}", values)
 
 
 @dataclass
 class RunContext:
-    """Everything a task may ask for; it loads and caches lazily."""
+    """Everything a task may ask for; it loads and caches lazily. Tasks read it and never change it."""
 
     dataset: str
     data_root: str | None = None
@@ -88,14 +97,12 @@ class RunContext:
     batch_size: int = 256
     precision: str = "fp32"
     cache: FeatureCache = field(default_factory=FeatureCache)
-    # <results>/<task>/<run_id>: the prefix of files a task writes beside its rows (e.g. dedup's clusters
-    # CSV), set by the runner; a re-run overwrites its own files as it replaces its own rows
-    outputs: Path | None = None
-    # <results>/figures/<task>/<ckpt sha 12>-<run_id>: the prefix of a run's pictures, so a file name says
-    # which checkpoint drew it and (through the run id, a hash of every setting) with which settings
-    figures: Path | None = None
-    # the discriminator of a task whose --ckpt is a generator (memorisation's D-feature space); None: --ckpt
-    d_ckpt: Path | None = None
+    split_name: str | None = None  # --split, or the task's default_split
+    real: str | None = None  # --real / --fake: the two image sources of a task that compares them
+    fake: str | None = None
+    # <results>/<task>/<run_id>: the folder of the files a run writes beside its rows (pictures, CSVs), set
+    # by the runner; a re-run overwrites its own files as it replaces its own rows
+    artifacts: Path | None = None
     _nets: dict = field(default_factory=dict)
     _splits: dict = field(default_factory=dict)
 
@@ -109,25 +116,22 @@ class RunContext:
             return hashlib.sha256(listing.encode()).hexdigest()
         return fingerprint(self.ckpt)
 
-    def figure(self, name: str) -> Path:
-        """Where this run writes its picture ``name`` (e.g. ``walk.png``); the folder is created."""
-        if self.figures is None:
-            raise ConfigError("this run has no figures folder (tasks with pictures run through bench.run)")
-        self.figures.parent.mkdir(parents=True, exist_ok=True)
-        return self.figures.with_name(f"{self.figures.name}_{name}")
+    def artifact(self, name: str) -> Path:
+        """Where this run writes its file ``name`` (e.g. ``walk.png``): ``results/<task>/<run_id>/<name>``."""
+        if self.artifacts is None:
+            raise ConfigError("this run has no artifacts folder (tasks that write files run through bench.run)")
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        return self.artifacts / name
 
-    def net(self, kind: str):
-        """The checkpoint's G or D (loaded once) and its config."""
-        path = self._path(kind)
+    def net(self, kind: str, path: Path | None = None):
+        """A checkpoint's G or D (each loaded once) and its config; ``path`` None: the run's --ckpt."""
+        path = path or self.ckpt
         if path is None:
             raise ConfigError(f"this task needs a {kind} checkpoint: pass --ckpt")
-        if kind not in self._nets:
+        if (kind, path) not in self._nets:
             net, cfg, _ = load_net(path, kind)
-            self._nets[kind] = (net.to(self.device), cfg)
-        return self._nets[kind]
-
-    def _path(self, kind: str) -> Path | None:
-        return self.d_ckpt if kind == "discriminator" and self.d_ckpt else self.ckpt
+            self._nets[kind, path] = (net.to(self.device), cfg)
+        return self._nets[kind, path]
 
     def split(self, split: str, image_size: int, channels: int):
         """One split of the run's data set, loaded once per run (labels, features and batch-norm
@@ -144,16 +148,18 @@ class RunContext:
             raise DataError(f"data set {self.dataset!r} has no labels: this task needs a labelled data set")
         return data.labels.numpy()
 
-    def features(self, model: str, split: str, spec: LayerSpec) -> np.ndarray:
+    def features(self, model: str, split: str, spec: LayerSpec, d_ckpt: Path | None = None) -> np.ndarray:
         """Features of ``split`` for ``model`` (trained-d, random-d or raw-pixels), from the cache if there.
 
-        The cache key holds the checkpoint's content hash, data set, root, split, transform, spec,
-        subset and seed, so any change in what determines the numbers extracts anew.
+        ``d_ckpt``: the discriminator (None: the run's --ckpt). The cache key holds the checkpoint's
+        content hash, data set, root, split, transform, spec, subset and seed, so any change in what
+        determines the numbers extracts anew.
         """
-        trained, cfg = self.net("discriminator")
+        d_ckpt = d_ckpt or self.ckpt
+        trained, cfg = self.net("discriminator", d_ckpt)
         data = self.split(split, cfg.image_size, cfg.nc)
         key = feature_key(model=model,
-                          ckpt=fingerprint(self._path("discriminator")) if model == "trained-d" else cfg.to_dict(),
+                          ckpt=fingerprint(d_ckpt) if model == "trained-d" else cfg.to_dict(),
                           dataset=self.dataset, root=str(Path(self.data_root).resolve()) if self.data_root else None,
                           split=split, n=len(data), transform=data.transform_id,
                           spec=str(spec) if model != "raw-pixels" else "pixels", subset=self.subset, seed=self.seed)
@@ -163,13 +169,13 @@ class RunContext:
         # the D (and any batch-norm re-estimation) is built only on a cache miss
         return self.cache.get_or_extract(
             key, (len(data), spec.dims(trained)),
-            lambda out: extract_features(self.discriminator(model, spec), data, spec, self.device,
+            lambda out: extract_features(self.discriminator(model, spec, d_ckpt), data, spec, self.device,
                                          self.batch_size, self.precision, out=out))
 
-    def discriminator(self, model: str, spec: LayerSpec = LayerSpec()) -> Discriminator:
+    def discriminator(self, model: str, spec: LayerSpec = LayerSpec(), d_ckpt: Path | None = None) -> Discriminator:
         """The checkpoint's D (trained-d) or one of its architecture freshly initialised from the run's
         seed (random-d), its batch-norm statistics re-estimated when ``spec`` says bn-train."""
-        trained, cfg = self.net("discriminator")
+        trained, cfg = self.net("discriminator", d_ckpt)
         if model == "trained-d":
             D = trained
         elif model == "random-d":

@@ -24,6 +24,7 @@ import csv
 import sys
 import time
 from dataclasses import dataclass
+from typing import Literal
 from functools import partial
 from pathlib import Path
 
@@ -31,10 +32,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bench.dedup import SIDE, AERecipe
-from bench.inject import EDITS
+from bench.inject import EDIT_NAMES
+from bench.params import Params, param
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
-from dcgan.errors import ConfigError
 from dcgan.fsutil import atomic_path
 
 METHODS = ("ae-hash", "phash")
@@ -42,25 +43,37 @@ SHEET_MEMBERS = 8  # images shown per cluster on the contact sheet
 
 
 @dataclass(frozen=True)
-class DedupParams(AERecipe):
-    split: str = "train"
-    radius: tuple[int, ...] = (0,)  # ae-hash radii; paper: 0, exact hash collisions
-    phash_radius: tuple[int, ...] = (0,)  # phash radii (64 bits)
-    methods: tuple[str, ...] = METHODS
-    inject: int = 0  # edited copies appended as ground truth; 0: none
-    edits: tuple[str, ...] = tuple(EDITS)  # the edits of the copies, in turn
-    ae: str | None = None  # a trained autoencoder file (e.g. from another collection's cache) instead of training
-    index: str = "auto"  # substrings (exact), faiss flat (exact) or ivf; auto: bench.dedup.search says which
-    cluster_rule: str = "components"  # components (the issue's), or star: flag only images within r of the kept one
-    probe_shift: int = 0  # also match each image moved by 1..k px up/down/left/right (4k more hashes each); 0: off
-    nprobe: int = 16  # ivf lists scanned per query (recall vs exact: benchmarks/dedup_scale.py)
-    chunk: int = 4096  # images decoded and hashed at a time
-    sheet_clusters: int = 16  # clusters drawn on the contact sheet
+class DedupParams(AERecipe, Params):
+    radius: tuple[int, ...] = param((0,), "ae-hash Hamming radii, a row set each; paper: 0, exact hash collisions",
+                                    low=0, nonempty=True)
+    phash_radius: tuple[int, ...] = param((0,), "pHash radii (64 bits)", low=0, nonempty=True)
+    methods: tuple[Literal[METHODS], ...] = param(METHODS, "hash methods compared", nonempty=True)
+    inject: int = param(0, "edited copies appended as ground truth (precision/recall rows); 0: none", low=0)
+    edits: tuple[Literal[EDIT_NAMES], ...] = param(EDIT_NAMES, "the edits of the injected copies, in turn",
+                                                   nonempty=True)
+    ae: str | None = param(None, "a trained autoencoder file (e.g. another collection's) instead of training one")
+    index: Literal["auto", "substrings", "flat", "ivf"] = param(
+        "auto", "Hamming search: substring join (exact), faiss flat (exact) or ivf; auto picks by size and radius")
+    cluster_rule: Literal["components", "star"] = param(
+        "components", "components: connected pairs; star: flag only images within the radius of the kept one")
+    probe_shift: int = param(0, "also match each image moved by 1..k px each way (4k more hashes each); 0: off",
+                             low=0, high=SIDE // 2 - 1)
+    nprobe: int = param(16, "ivf lists scanned per query", low=1)
+    chunk: int = param(4096, "images decoded and hashed at a time", low=1)
+    sheet_clusters: int = param(16, "clusters drawn on the contact sheet", low=0)
 
 
 @TASKS.register("dedup")
 class Dedup(Task):
     summary = "near-duplicates by the paper's 128-bit autoencoder hash (section 4.1.1) vs pHash, faiss search"
+    paper = "4.1.1"
+    default_split = "train"
+    recipes = {
+        "paper": {},  # the paper's 128-bit ReLU hash, exact collisions
+        # the measured best on CIFAR-10 (docs/experiments/dedup.md): F1 0.900 at precision 0.993
+        "recommended": {"threshold": "median", "jitter": 0.25, "shift": 2, "bits": 256, "probe_shift": 3,
+                        "cluster_rule": "star", "radius": (16,)},
+    }
     Params = DedupParams
     default_dataset = "folder"
 
@@ -69,16 +82,7 @@ class Dedup(Task):
         from bench.inject import Injected, score
         from dcgan.data import load_dataset
 
-        unknown = [m for m in p.methods if m not in METHODS]
-        if unknown or not p.methods:
-            raise ConfigError(f"unknown method(s) {unknown}; expected some of {', '.join(METHODS)}")
-        if p.cluster_rule not in dedup.CLUSTER_RULES:
-            raise ConfigError(f"cluster_rule={p.cluster_rule!r}: expected one of {', '.join(dedup.CLUSTER_RULES)}")
-        if min(p.radius + p.phash_radius, default=0) < 0:
-            raise ConfigError("radius and phash_radius must be at least 0")
-        if not 0 <= p.probe_shift < SIDE // 2:
-            raise ConfigError(f"probe_shift={p.probe_shift}: must be in [0, {SIDE // 2})")
-        data = load_dataset(ctx.dataset, p.split, root=ctx.data_root, image_size=SIDE, channels=3,
+        data = load_dataset(ctx.dataset, ctx.split_name, root=ctx.data_root, image_size=SIDE, channels=3,
                             subset=ctx.subset, seed=ctx.seed)
         collection = Injected(data, p.inject, p.edits, ctx.seed) if p.inject else data
         hashers, ae_info = {}, {}
@@ -115,25 +119,25 @@ class Dedup(Task):
                     clusters = dedup.star(clusters, codes, r, probes)
                 search = time.perf_counter() - t0
                 values = {"images": len(hashed.ids), "images_skipped": len(hashed.skipped), "pairs": len(matches),
-                          "clusters": len(clusters), "flagged": len(clusters.flagged), "radius": r,
-                          "seconds_read": hashed.seconds["read"],
-                          "seconds_hash": hashed.seconds[method] + hashed.seconds.get(f"{method} probes", 0.0),
-                          "seconds_search": search}
-                if method == "ae-hash":  # 0 when the autoencoder came from the cache or --ae
-                    values["seconds_train"] = ae_info["train_seconds"] if ae_info["ae_source"] == "trained" else 0.0
+                          "clusters": len(clusters), "flagged": len(clusters.flagged)}
+                seconds = {"seconds_read": hashed.seconds["read"],
+                           "seconds_hash": hashed.seconds[method] + hashed.seconds.get(f"{method} probes", 0.0),
+                           "seconds_search": search}
+                if method == "ae-hash":  # 0 when the autoencoder came from the cache or ae=PATH
+                    seconds["seconds_train"] = ae_info["train_seconds"] if ae_info["ae_source"] == "trained" else 0.0
                 if p.inject:
                     pairs = matches.pairs(copies)  # score() looks at pairs involving a copy only
                     found = set(zip(hashed.ids[pairs.i].tolist(), hashed.ids[pairs.j].tolist()))
                     values.update(score(found, truth, len(data)))
-                extra = {"n_injected": len(truth), "index": matches.index, **(ae_extra if method == "ae-hash" else {})}
-                out += [Measurement(metric, value, split=p.split, model=method, features=f"{bits}-bit r={r}",
-                                    extra=extra) for metric, value in values.items()]
+                extra = {"n_injected": len(truth), "index": matches.index, **seconds,
+                         **(ae_extra if method == "ae-hash" else {})}
+                out += [Measurement(metric, value, split=ctx.split_name, model=method, features=f"{bits}-bit r={r}",
+                                    details=extra, params={"radius": r}) for metric, value in values.items()]
                 clustered.append((method, r, clusters, codes, probes))
                 shown = ", ".join(f"{k} {values[k]:.3g}" for k in ("pairs", "flagged", "precision", "recall")
                                   if k in values)
                 tqdm.write(f"{method} r={r}: {shown} ({search:.1f} s search)", file=sys.stderr)
-        if ctx.outputs is not None:
-            self._write(ctx, p, collection, hashed, clustered)
+        self._write(ctx, p, collection, hashed, clustered)
         return out
 
     def _write(self, ctx, p, collection, hashed, clustered) -> None:
@@ -141,7 +145,7 @@ class Dedup(Task):
         from bench.dedup import distance
         from bench.plot import GREEN, RED, contact_sheet
 
-        with atomic_path(f"{ctx.outputs}_clusters.csv") as tmp, open(tmp, "w", newline="") as f:
+        with atomic_path(ctx.artifact("clusters.csv")) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["method", "radius", "cluster", "image", "index", "kept", "distance"])
             for method, r, clusters, codes, probes in clustered:
@@ -151,7 +155,7 @@ class Dedup(Task):
                                                distance(codes, rows, kept_rows, probes)):
                     index = int(hashed.ids[row])
                     w.writerow([method, r, int(c), collection.item_name(index), index, int(row == kept_row), int(d)])
-        skipped = Path(f"{ctx.outputs}_skipped.csv")
+        skipped = ctx.artifact("skipped.csv")
         if hashed.skipped:
             with atomic_path(skipped) as tmp, open(tmp, "w", newline="") as f:
                 csv.writer(f).writerows([("image", "reason"), *hashed.skipped])
@@ -168,4 +172,4 @@ class Dedup(Task):
             sheet.append([(collection[int(hashed.ids[m])][0], f"c{c} kept" if m == kept else f"d={int(dm)}",
                            GREEN if m == kept else RED)
                           for m, dm in zip(members, d)])
-        contact_sheet(sheet, Path(f"{ctx.outputs}_clusters.png"), tile=2 * SIDE, empty="no duplicate clusters")
+        contact_sheet(sheet, ctx.artifact("clusters.png"), tile=2 * SIDE, empty="no duplicate clusters")

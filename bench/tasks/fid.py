@@ -1,10 +1,11 @@
 """Generative quality: FID, KID, IS and precision/recall against a data set's real images, by torch-fidelity.
 
 Protocol (the numbers papers report since Heusel et al. 2017):
-1. Fake images: ``num_samples`` (50,000 by convention) from the generator, z drawn from the run's
-   seed, uint8 RGB (grey expanded); or every image of a folder (``--fake folder:PATH``), or another
-   split of the data set (``--fake split:test``: real against real).
-2. Real images: the data set's ``split`` (train by default) at the same size, 3 channels.
+1. Fake images (``--fake``): ``samples`` (50,000 by convention) from the generator (``--ckpt`` or
+   ``ckpt:PATH``), z drawn from the run's seed, uint8 RGB (grey expanded); or every image of a folder
+   (``folder:PATH``), or a split of the data set (``dataset:NAME:SPLIT``: real against real).
+2. Real images (``--real``, default ``dataset:<--dataset>:train``): a split or a folder, at the same
+   size, 3 channels.
 3. torch-fidelity's metrics on Inception-v3 pool3 features (IS on its logits, fake side only): FID;
    KID over 100 subsets of 1000; IS over 10 splits; precision/recall with k = 3, on the same
    Inception features (torch-fidelity would use VGG-16 for them alone), so that one network, and
@@ -23,49 +24,82 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 from tqdm.auto import tqdm
 
+from bench.params import Params, param
 from bench.results import Measurement
-from bench.tasks.base import TASKS, RunContext, Task
+from bench.tasks.base import TASKS, Reference, RunContext, Task
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.data import load_dataset
 from dcgan.errors import ConfigError
 
-
-@dataclass(frozen=True)
-class FidParams:
-    fake: str = "generator"  # generator (--ckpt: g.pt or a run's ckpt/ folder), folder:PATH or split:NAME
-    split: str = "train"  # the real images (CIFAR-10 FIDs are against the 50k training images)
-    num_samples: int = 50_000  # generated images: the convention since Heusel et al. 2017
-    metrics: tuple[str, ...] = ()  # of fid, kid, isc, prc; empty: all four (isc only if the weights have logits)
-    image_size: int | None = None  # None: the generator's, or the fake folder's first image's short side
-    extractor: str = "inception-v3"
-    inception_batch_size: int = 64  # torch-fidelity's; on CPU 256 ran no faster and peaked at 3.2 GB (64: 1.5 GB)
-    inception_weights: str | None = None  # None: $DCGAN_BENCH_INCEPTION_WEIGHTS, `bench weights inception`, download
-    kid_subsets: int = 100  # torch-fidelity's KID settings (Binkowski et al. 2018)
-    kid_subset_size: int = 1000
-    isc_splits: int = 10  # Salimans et al. 2016
-    prc_neighborhood: int = 3  # Kynkaanniemi et al. 2019
+METRICS = ("fid", "kid", "isc", "prc")  # what a run can ask for: torch-fidelity's own flags
 
 
 @dataclass(frozen=True)
-class FakeSource:
-    """What the real images are compared with, as typed after ``--fake``."""
+class FidParams(Params):
+    samples: int = param(50_000, "images drawn from a generator: the convention since Heusel et al. 2017", low=1)
+    metrics: tuple[Literal[METRICS], ...] = param((), "which metrics; empty: all four (isc only if the weights "
+                                                      "have logits)")
+    image_size: int | None = param(None, "side both sources are compared at; none: the generator's, or the fake "
+                                         "folder's first image's short side", low=1)
+    extractor: str = param("inception-v3", "feature network: inception-v3 (our faster forward, same features) or "
+                                           "torch-fidelity (its stock InceptionV3)")
+    inception_batch_size: int = param(64, "images per Inception forward (torch-fidelity's default)", low=1)
+    inception_weights: str | None = param(None, "weights file; none: $DCGAN_BENCH_INCEPTION_WEIGHTS, then "
+                                                "`bench weights inception`'s, then torch-fidelity's download")
+    kid_subsets: int = param(100, "KID subsets (torch-fidelity's, Binkowski et al. 2018)", low=1)
+    kid_subset_size: int = param(1000, "images per KID subset", low=1)
+    isc_splits: int = param(10, "Inception Score splits (Salimans et al. 2016)", low=1)
+    prc_neighborhood: int = param(3, "k of precision/recall (Kynkaanniemi et al. 2019)", low=1)
 
-    kind: str  # generator, folder or split
+
+@dataclass(frozen=True)
+class Source:
+    """One side of the comparison, as typed after ``--real`` / ``--fake``: ``dataset:NAME[:SPLIT]``,
+    ``folder:PATH`` or ``ckpt:PATH`` (a generator, or a training run's ckpt/ folder)."""
+
+    kind: str
     where: str = ""
+    split: str = "train"
 
     @classmethod
-    def parse(cls, text: str) -> "FakeSource":
-        kind, sep, where = text.partition(":")
-        if text == "generator" or (sep and where and kind in ("folder", "split")):
-            return cls(kind, where)
-        raise ConfigError(f"--fake {text!r}: expected generator, folder:PATH or split:NAME")
+    def parse(cls, text: str, flag: str) -> "Source":
+        kind, _, rest = text.partition(":")
+        if kind == "dataset" and rest:
+            name, _, split = rest.partition(":")
+            return cls(kind, name, split or "train")
+        if kind in ("folder", "ckpt") and rest:
+            return cls(kind, rest)
+        raise ConfigError(f"{flag} {text!r}: expected dataset:NAME[:SPLIT], folder:PATH or ckpt:PATH")
 
     def __str__(self) -> str:
-        return self.kind if self.kind == "generator" else f"{self.kind}:{self.where}"
+        return f"dataset:{self.where}:{self.split}" if self.kind == "dataset" else f"{self.kind}:{self.where}"
+
+
+def sources(ctx: RunContext) -> tuple[Source, Source]:
+    """(real, fake): ``--real`` (default: the run's data set, train split) and ``--fake`` (default: --ckpt)."""
+    real = Source.parse(ctx.real, "--real") if ctx.real else Source("dataset", ctx.dataset, "train")
+    if real.kind == "ckpt":
+        raise ConfigError(f"--real {ctx.real}: the real side is images (dataset:NAME[:SPLIT] or folder:PATH)")
+    if ctx.fake:
+        fake = Source.parse(ctx.fake, "--fake")
+    elif ctx.ckpt is not None:
+        fake = Source("ckpt", str(ctx.ckpt))
+    else:
+        raise ConfigError("task 'fid' needs a generator: --ckpt g.pt (or a run's ckpt/ folder), or --fake "
+                          "folder:PATH / dataset:NAME:SPLIT")
+    for side in (real, fake):
+        if side.kind == "dataset" and side.where != ctx.dataset:
+            raise ConfigError(f"{side}: the data set must be the run's ({ctx.dataset}); its files come from "
+                              "--data-root")
+    if fake.kind == "ckpt" and ctx.ckpt is not None and Path(fake.where) != ctx.ckpt:
+        raise ConfigError(f"--fake {fake} and --ckpt {ctx.ckpt} name two generators: give one")
+    if fake.kind != "ckpt" and ctx.ckpt is not None:
+        raise ConfigError(f"--fake {fake} compares images, not a checkpoint: drop --ckpt")
+    return real, fake
 
 
 @dataclass
@@ -81,20 +115,28 @@ class _Fake:
 @TASKS.register("fid")
 class Fid(Task):
     summary = "FID, KID, IS, precision/recall of a generator, folder or split vs real images (torch-fidelity)"
+    paper = "-"
     Params = FidParams
     default_dataset = "cifar10"
-    needs = None  # a generator, a run's folder of them, or none (--fake folder/split): checked in run()
+    needs = None  # a generator, a run's folder of them, or none (--fake folder/dataset): checked in run()
+    takes_sources = True
+    references = (
+        Reference("cifar10", "is", 6.16, "DCGAN, 6.16 ± 0.07 (50k samples), as reported by Gulrajani et al. 2017 "
+                                         "(WGAN-GP), Table 3"),
+        Reference("cifar10", "is", 11.24, "real CIFAR-10 training images, 11.24 ± 0.12, Salimans et al. 2016 "
+                                          "(Improved Techniques for Training GANs)"),
+    )
 
     def run(self, ctx: RunContext, p: FidParams) -> list[Measurement]:
         from bench import fidelity  # imports torch-fidelity: only runs of this task pay for it
         from bench.weights import has_logits
 
-        source = FakeSource.parse(p.fake)
+        real_source, source = sources(ctx)
         extractor = fidelity.EXTRACTORS.get(p.extractor)
         weights = extractor.weights(p.inception_weights)
         metrics = _choose_metrics(p.metrics, weights, has_logits(weights))
         size, fakes = _fakes(ctx, p, source)
-        real = fidelity.ImagesOnly(ctx.split(p.split, size, 3))
+        real = fidelity.ImagesOnly(_images(ctx, real_source, size))
         _check_counts(p, metrics, min(f.n for f in fakes), len(real))
         real_name = fidelity.real_cache_name(real.data, p.extractor, weights, ctx.precision)
         features = extractor.convention + ("" if ctx.precision == "fp32" else f", {ctx.precision} autocast")
@@ -107,50 +149,51 @@ class Fid(Task):
                                         weights=weights, device=ctx.device, batch_size=p.inception_batch_size,
                                         precision=ctx.precision, seed=ctx.seed, **options)
             extracted = real.reads > reads
-            ctx.cache.misses += extracted  # the run's cache summary counts the real features too
-            ctx.cache.hits += not extracted
             seconds = time.perf_counter() - t0
             extra = {**common, "n_fake": fake.n, "real_features": "extracted" if extracted else "cached",
                      "metric_seconds": round(seconds, 2), **fake.extra}
-            out += [Measurement(name, value, split=p.split, model=str(source), features=features, ckpt=fake.ckpt,
-                                extra=extra) for name, value in values.items()]
+            out += [Measurement(name, value, split=real_source.split if real_source.kind == "dataset" else "",
+                                model="generator" if source.kind == "ckpt" else str(source), features=features, ckpt=fake.ckpt,
+                                details=extra) for name, value in values.items()]
             shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items() if not k.endswith("_std"))
             tqdm.write(f"{fake.ckpt.name if fake.ckpt else source}: {shown} ({fake.n} fake vs {len(real)} real "
                        f"images, {seconds:.0f} s)", file=sys.stderr)
         return out
 
 
-def _fakes(ctx: RunContext, p: FidParams, source: FakeSource) -> tuple[int, list[_Fake]]:
+def _fakes(ctx: RunContext, p: FidParams, source: Source) -> tuple[int, list[_Fake]]:
     """The image size both sides are compared at, and the fake image sets to measure."""
     from bench.fidelity import ImagesOnly
 
-    if source.kind == "generator":
+    if source.kind == "ckpt":
         return _generators(ctx, p)
-    if ctx.ckpt is not None:
-        raise ConfigError(f"--fake {source} compares images, not a checkpoint: drop --ckpt")
     if source.kind == "folder":
         # listing the folder decodes nothing: the first image's size is read off its header
         size = p.image_size or _short_side(load_dataset("folder", root=source.where, image_size=1).items[0])
-        data = load_dataset("folder", root=source.where, image_size=size, channels=3)
     elif p.image_size is None:
-        raise ConfigError(f"--fake {source} needs the image size both splits are compared at: --set image_size=N")
+        raise ConfigError(f"--fake {source} needs the image size both sides are compared at: --set image_size=N")
     else:
-        size, data = p.image_size, ctx.split(source.where, p.image_size, 3)
+        size = p.image_size
+    data = _images(ctx, source, size)
     return size, [_Fake(lambda: ImagesOnly(data), len(data))]
+
+
+def _images(ctx: RunContext, source: Source, size: int):
+    """The images of a dataset or folder source at ``size``, 3 channels."""
+    if source.kind == "folder":
+        return load_dataset("folder", root=source.where, image_size=size, channels=3)
+    return ctx.split(source.split, size, 3)
 
 
 def _generators(ctx: RunContext, p: FidParams) -> tuple[int, list[_Fake]]:
     """The run's generator, or every epoch's generator of a training run's ckpt/ folder (loaded in turn)."""
-    if ctx.ckpt is None:
-        raise ConfigError("task 'fid' needs a generator: --ckpt g.pt (or a run's ckpt/ folder), or "
-                          "--fake folder:PATH / split:NAME")
     several = ctx.ckpt.is_dir()
     fakes, sizes = [], set()
     for epoch, path in generator_checkpoints(ctx.ckpt) if several else [(None, ctx.ckpt)]:
         _, cfg, blob = load_net(path, "generator")
         sizes.add(cfg.image_size)
         extra = {"epoch": epoch, "step": blob.get("meta", {}).get("step")} if several else {}
-        fakes.append(_Fake(functools.partial(_samples, ctx, p, path), p.num_samples, path if several else None, extra))
+        fakes.append(_Fake(functools.partial(_samples, ctx, p, path), p.samples, path if several else None, extra))
     if len(sizes) > 1:
         raise ConfigError(f"the generators in {ctx.ckpt} make images of different sizes ({sorted(sizes)})")
     size = sizes.pop()
@@ -163,17 +206,13 @@ def _samples(ctx: RunContext, p: FidParams, path: Path):
     from bench.fidelity import GeneratorSamples
 
     G, cfg, _ = load_net(path, "generator")
-    return GeneratorSamples(G.to(ctx.device), cfg, p.num_samples, ctx.seed, ctx.device, ctx.batch_size, ctx.precision)
+    return GeneratorSamples(G.to(ctx.device), cfg, p.samples, ctx.seed, ctx.device, ctx.batch_size, ctx.precision)
 
 
 def _choose_metrics(asked: tuple[str, ...], weights: Path, logits: bool) -> tuple[str, ...]:
     """The metrics to compute; IS only with a real classifier layer, never from placeholder weights."""
-    from bench.fidelity import METRICS
     from bench.weights import WeightsError
 
-    unknown = [m for m in asked if m not in METRICS]
-    if unknown:
-        raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; expected some of {', '.join(METRICS)}")
     if not asked:
         if not logits:
             tqdm.write(f"IS skipped: the weights {weights} have no logits layer", file=sys.stderr)

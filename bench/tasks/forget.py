@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.params import Params, param
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.errors import ConfigError
@@ -42,38 +43,42 @@ PAIRS_PER_ROW = 4  # (sample, edited) pairs per row of forget.png
 
 
 @dataclass(frozen=True)
-class ForgetParams:
-    boxes: str | None = None  # CSV of sample,x0,y0,x1,y1; None: write the numbered samples and stop
-    n: int = 150  # samples drawn from the seed; paper: boxes drawn on 150 samples (52 held windows)
-    layer: str | None = None  # G layer whose maps are dropped; None: the second highest, the paper's
-    negatives: float = 1.0  # outside locations per inside one; paper: "random samples from the same images"
-    holdout: float = 0.25  # share of the boxed samples kept out of the fit (the paper reports no score)
-    c: float = 1.0  # inverse L2 strength of the logistic regression; scikit-learn's default, the paper gives none
-    show: int = 16  # samples drawn with and without the dropped maps
+class ForgetParams(Params):
+    boxes: str | None = param(None, "CSV of sample,x0,y0,x1,y1 (pixels of the numbered samples); none: write the "
+                                    "numbered samples to draw boxes on")
+    samples: int = param(150, "samples drawn from the seed; paper: boxes drawn on 150 samples (52 held windows)",
+                         low=2)
+    layer: str | None = param(None, "G layer whose maps are dropped; none: the second highest, the paper's")
+    negatives: float = param(1.0, "outside locations per inside one; paper: random samples from the same images",
+                             low=0, low_open=True)
+    holdout: float = param(0.25, "share of the boxed samples kept out of the fit (the paper reports no score)",
+                           low=0, low_open=True, high=0.99)
+    logreg_c: float = param(1.0, "inverse L2 strength of the logistic regression (scikit-learn's default; the "
+                                 "paper gives none)", low=0, low_open=True)
+    show: int = param(16, "samples drawn with and without the dropped maps", low=1)
 
 
 @TASKS.register("forget")
 class Forget(Task):
     summary = "drop the G feature maps a logistic regression ties to boxed objects, redraw (paper 6.3.1)"
+    paper = "6.3.1"
     needs = "generator"
     reads_data = False  # the samples are the data
     Params = ForgetParams
 
     def run(self, ctx: RunContext, p: ForgetParams) -> list[Measurement]:
-        if p.n < 2 or not 0 < p.holdout < 1 or p.negatives <= 0 or p.show < 1:
-            raise ConfigError("forget needs n >= 2, 0 < holdout < 1, negatives > 0 and show >= 1")
         G, cfg = ctx.net("generator")
         layer = p.layer or G.layer_names[-2]
-        z = sample_z(p.n, cfg, torch.Generator().manual_seed(ctx.seed))
+        z = sample_z(p.samples, cfg, torch.Generator().manual_seed(ctx.seed))
         images, acts = render(G, z, layer, ctx.batch_size, ctx.device)
-        boxes = read_boxes(p.boxes, p.n, cfg.image_size) if p.boxes else []
-        sheet = ctx.figure("samples.png")
+        boxes = read_boxes(p.boxes, p.samples, cfg.image_size) if p.boxes else []
+        sheet = ctx.artifact("samples.png")
         _numbered_sheet(images, boxes, sheet)
         if not boxes:
             raise ConfigError(f"forget needs --set boxes=CSV (columns {','.join(BOX_COLUMNS)}, pixels of the "
-                              f"{cfg.image_size}x{cfg.image_size} samples); the {p.n} numbered samples are in {sheet}")
+                              f"{cfg.image_size}x{cfg.image_size} samples); the {p.samples} numbered samples are in {sheet}")
 
-        in_box = box_mask(boxes, p.n, cfg.image_size)  # (n, S, S) pixels
+        in_box = box_mask(boxes, p.samples, cfg.image_size)  # (n, S, S) pixels
         centres = ((np.arange(acts.shape[-1]) + 0.5) * cfg.image_size / acts.shape[-1]).astype(int)
         inside = in_box[:, centres][:, :, centres]  # (n, s, s): locations whose centre lies in a box
         boxed = np.unique([b[0] for b in boxes])
@@ -93,7 +98,7 @@ class Forget(Task):
         from sklearn.preprocessing import StandardScaler
 
         # standardising divides each weight by a positive scale: the signs, which choose the maps, are kept
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=p.c, max_iter=2000)).fit(X, y)
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=p.logreg_c, max_iter=2000)).fit(X, y)
         drop = clf[-1].coef_[0] > 0
         edited, _ = render(G, z, layer, ctx.batch_size, ctx.device, torch.from_numpy(~drop).float())
 
@@ -108,11 +113,11 @@ class Forget(Task):
             "activation_dropped_inside": share[loc_in].mean(), "activation_dropped_outside": share[~loc_in].mean(),
             "pixel_change_inside": change[pix_in].mean(), "pixel_change_outside": change[~pix_in].mean(),
         }
-        _pairs_sheet(images, edited, held, p.show, int(drop.sum()), ctx.figure("forget.png"))
+        _pairs_sheet(images, edited, held, p.show, int(drop.sum()), ctx.artifact("forget.png"))
         extra = {"layer": layer, "boxes_count": len(boxes), "boxed_samples": len(boxed), "heldout_samples": n_held,
                  "fit_locations": len(y), "fit_positives": int(y.sum()), "heldout_locations": len(y_held),
                  "heldout_positives": int(y_held.sum()), "dropped_maps": np.flatnonzero(drop).tolist()}
-        return [Measurement(k, float(v), split="samples", model="generator", features=layer, extra=extra)
+        return [Measurement(k, float(v), split="samples", model="generator", features=layer, details=extra)
                 for k, v in values.items()]
 
 

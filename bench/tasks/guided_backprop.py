@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from bench.features import to_uint8
+from bench.params import Params, param
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.errors import ConfigError
@@ -38,12 +39,12 @@ MODELS = ("trained-d", "random-d")
 
 
 @dataclass(frozen=True)
-class GuidedBackpropParams:
-    split: str = "train"
-    images: int = 2000  # the first N images of the split searched for maximal responses (the paper gives none)
-    features: int = 6  # the first features (channels) of the layer; paper: 6
-    top: int = 4  # images shown per feature, largest response first
-    layer: str | None = None  # None: D's last convolution layer, the paper's
+class GuidedBackpropParams(Params):
+    images: int = param(2000, "the first N images of the split searched for maximal responses (the paper gives "
+                              "none)", low=1)
+    features: int = param(6, "the first features (channels) of the layer; paper: 6", low=1)
+    top: int = param(4, "images shown per feature, largest response first", low=1)
+    layer: str | None = param(None, "D layer; none: D's last convolution layer, the paper's")
 
 
 class _GuidedLeakyReLU(torch.autograd.Function):
@@ -96,7 +97,9 @@ def responses(D: Discriminator, images: torch.Tensor, layer: str, batch_size: in
 @TASKS.register("guided-backprop")
 class GuidedBackprop(Task):
     summary = "guided backprop of D's last-layer features' maximal responses, trained vs random D (paper 6.2)"
+    paper = "6.2"
     needs = "discriminator"
+    default_split = "train"
     Params = GuidedBackpropParams
 
     def run(self, ctx: RunContext, p: GuidedBackpropParams) -> list[Measurement]:
@@ -107,7 +110,7 @@ class GuidedBackprop(Task):
         if not 1 <= p.features <= trained.feature_channels[layer] or p.top < 1 or p.images < p.top:
             raise ConfigError(f"guided-backprop needs 1 <= features <= {trained.feature_channels[layer]} "
                               f"(the channels of {layer}), top >= 1 and images >= top")
-        data = ctx.split(p.split, cfg.image_size, cfg.nc)
+        data = ctx.split(ctx.split_name, cfg.image_size, cfg.nc)
         n = min(p.images, len(data))
         images = (torch.stack([data[i][0] for i in range(n)]).float() / 127.5 - 1).to(ctx.device)  # as D sees them
         rows, out = [], []
@@ -123,11 +126,11 @@ class GuidedBackprop(Task):
                             (to_uint8(g / g.abs().max().clamp_min(1e-12)), f"r={r[i, c]:.2f}", None)]
                 rows.append(row)
                 extra = {"images": n, "top_images": best.tolist()}
-                out += [Measurement("max_response", r[best[0], c].item(), split=p.split, model=model,
-                                    features=f"{layer}/f{c}", extra=extra),
-                        Measurement("mean_response", r[:, c].mean().item(), split=p.split, model=model,
-                                    features=f"{layer}/f{c}", extra=extra)]
+                out += [Measurement("max_response", r[best[0], c].item(), split=ctx.split_name, model=model,
+                                    features=f"{layer}/f{c}", details=extra),
+                        Measurement("mean_response", r[:, c].mean().item(), split=ctx.split_name, model=model,
+                                    features=f"{layer}/f{c}", details=extra)]
         from bench.plot import contact_sheet
 
-        contact_sheet(rows, ctx.figure("maps.png"), tile=max(64, cfg.image_size))
+        contact_sheet(rows, ctx.artifact("maps.png"), tile=max(64, cfg.image_size))
         return out

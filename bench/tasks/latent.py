@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 from pathlib import Path
 
 import torch
 
 from bench.plot import save_png
+from bench.params import Params, param
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.checkpoint import fingerprint
@@ -141,11 +143,13 @@ def render(ctx: RunContext, z: torch.Tensor) -> torch.Tensor:
 # ---- latent-walk ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class WalkParams:
-    walks: int = 8  # rows of the picture, one walk each (the paper's figure 4 shows several)
-    points: int = 9  # paper 6.1: "interpolation between a series of 9 random points in Z"
-    steps: int = 4  # images per segment between two points (the paper gives none): 33 tiles a row
-    interpolations: tuple[str, ...] = INTERPOLATIONS
+class WalkParams(Params):
+    walks: int = param(8, "rows of the picture, one walk each (the paper's figure 4 shows several)", low=1)
+    points: int = param(9, "points per walk; paper 6.1: interpolation between a series of 9 random points in Z",
+                        low=2)
+    steps: int = param(4, "images per segment between two points (the paper gives none): 33 tiles a row", low=1)
+    interpolations: tuple[Literal[INTERPOLATIONS], ...] = param(INTERPOLATIONS, "paths between the points",
+                                                                 nonempty=True)
 
 
 @TASKS.register("latent-walk")
@@ -156,18 +160,12 @@ class LatentWalk(Task):
 
     summary = "interpolations through 9 random points in Z (section 6.1): picture + sharpest step per walk"
     Params = WalkParams
+    paper = "6.1"
     needs = "generator"
     reads_data = False  # G alone: the pictures are its samples
 
     def run(self, ctx: RunContext, p: WalkParams) -> list[Measurement]:
         _, cfg = ctx.net("generator")
-        unknown = [k for k in p.interpolations if k not in INTERPOLATIONS]
-        if unknown or not p.interpolations:
-            raise ConfigError(f"interpolations={','.join(p.interpolations)}: expected some of "
-                              f"{', '.join(INTERPOLATIONS)}")
-        for key, least in (("walks", 1), ("points", 2), ("steps", 1)):
-            if getattr(p, key) < least:
-                raise ConfigError(f"{key}={getattr(p, key)}: expected at least {least}")
         points = sample_z(p.walks * p.points, cfg, torch.Generator().manual_seed(ctx.seed))
         points = points.view(p.walks, p.points, cfg.nz)
         out = []
@@ -175,7 +173,7 @@ class LatentWalk(Task):
             z = torch.cat([walk(w, p.steps, kind) for w in points])
             images = render(ctx, z)
             per_walk = images.view(p.walks, -1, *images.shape[1:])
-            save_grid(images, ctx.figure(f"{kind}.png"), nrow=per_walk.shape[1])
+            save_grid(images, ctx.artifact(f"{kind}.png"), nrow=per_walk.shape[1])
             out += [Measurement("max_step_ratio", max_step_ratio(w), draw=i, split="", model="generator",
                                 features=kind) for i, w in enumerate(per_walk)]
         return out
@@ -184,18 +182,21 @@ class LatentWalk(Task):
 # ---- vector-arithmetic ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class ArithmeticParams:
-    z: str | None = None  # the z file `bench sample --out grid.png` writes: grid.png.z.pt
-    a: tuple[int, ...] = ()  # indices into z (tiles of the numbered grid): concept A of A - B + C
-    b: tuple[int, ...] = ()
-    c: tuple[int, ...] = ()
-    neighbours: int = 8  # paper figure 7: the result and 8 samples around it
-    noise: float = 0.25  # paper 6.3.2: "uniform noise sampled with scale +-0.25 was added to Y"
-    left: tuple[int, ...] = ()  # indices of one end of a direction (paper: faces looking left) ...
-    right: tuple[int, ...] = ()  # ... and of the other: direction = mean z(right) - mean z(left)
-    turn_rows: int = 8  # samples the direction is added to: the first z drawn with the run's seed
-    turn_steps: int = 8  # scales from turn_scale[0] to turn_scale[1], one tile each
-    turn_scale: tuple[float, ...] = (0.0, 1.0)  # 0: the sample itself, 1: sample + the whole direction
+class ArithmeticParams(Params):
+    z: str | None = param(None, "the z file `bench sample --out grid.png` writes: grid.png.z.pt")
+    concept_a: tuple[int, ...] = param((), "tile indices of the numbered grid averaged into concept A of A - B + C",
+                                       low=0)
+    concept_b: tuple[int, ...] = param((), "tile indices for concept B", low=0)
+    concept_c: tuple[int, ...] = param((), "tile indices for concept C", low=0)
+    neighbours: int = param(8, "noisy neighbours of the result (paper figure 7: the result and 8 around it)", low=0)
+    noise: float = param(0.25, "uniform noise scale added to the result (paper 6.3.2: +-0.25)", low=0)
+    left: tuple[int, ...] = param((), "tile indices of one end of a direction (paper: faces looking left)", low=0)
+    right: tuple[int, ...] = param((), "tile indices of the other end: direction = mean z(right) - mean z(left)",
+                                   low=0)
+    turn_rows: int = param(8, "samples the direction is added to: the first z drawn with the run's seed", low=1)
+    turn_steps: int = param(8, "scales from turn_scale[0] to turn_scale[1], one tile each", low=2)
+    turn_scale: tuple[float, ...] = param((0.0, 1.0), "from,to: 0 is the sample itself, 1 the sample + the whole "
+                                                       "direction")
 
 
 @TASKS.register("vector-arithmetic")
@@ -220,6 +221,7 @@ class VectorArithmetic(Task):
 
     summary = "A - B + C on averaged z of picked samples, and an added 'turn' direction (section 6.3.2)"
     Params = ArithmeticParams
+    paper = "6.3.2"
     needs = "generator"
     reads_data = False  # G alone: the pictures are its samples
 
@@ -229,7 +231,7 @@ class VectorArithmetic(Task):
         z = load_z(p.z, cfg)
         for key, indices in groups.items():
             if bad := [i for i in indices if not 0 <= i < len(z)]:
-                raise ConfigError(f"{key}={','.join(map(str, indices))}: index {bad[0]} is out of range for the "
+                raise ConfigError(f"{_key(key)}={','.join(map(str, indices))}: index {bad[0]} is out of range for the "
                                   f"{len(z)} z vectors in {p.z}")
         extra = {"z_sha256": fingerprint(p.z)}
         out = []
@@ -252,45 +254,50 @@ class VectorArithmetic(Task):
         pixel = means[0] - means[1] + means[2]
         rows += [(f"z: A - B + C, {p.neighbours} neighbours", results),
                  ("pixels: mean A, B, C; A - B + C", torch.stack([*means, pixel.clamp(-1, 1)]))]
-        captioned_rows(rows, ctx.figure("arithmetic.png"))
+        captioned_rows(rows, ctx.artifact("arithmetic.png"))
         rms = (results - pixel).pow(2).flatten(1).mean(1).sqrt()
         norms = {**concept, "a-b+c": y}
-        return ([Measurement("z_norm", float(v.norm()), split="", model="generator", features=k, extra=extra)
+        return ([Measurement("z_norm", float(v.norm()), split="", model="generator", features=k, details=extra)
                  for k, v in norms.items()]
                 + [Measurement("rms_to_pixel_baseline", float(d), draw=i, split="", model="generator",
-                               features="a-b+c", extra=extra) for i, d in enumerate(rms)])
+                               features="a-b+c", details=extra) for i, d in enumerate(rms)])
 
     def _turn(self, ctx, p, cfg, z, groups, extra) -> list[Measurement]:
         direction = z[list(groups["right"])].mean(0) - z[list(groups["left"])].mean(0)
         samples = sample_z(p.turn_rows, cfg, torch.Generator().manual_seed(ctx.seed)).view(p.turn_rows, -1)
         scales = torch.linspace(*p.turn_scale, p.turn_steps)
         moved = samples[:, None] + scales[None, :, None] * direction
-        save_grid(render(ctx, moved.flatten(0, 1)), ctx.figure("turn.png"), nrow=p.turn_steps)
+        save_grid(render(ctx, moved.flatten(0, 1)), ctx.artifact("turn.png"), nrow=p.turn_steps)
         return [Measurement("z_norm", float(direction.norm()), split="", model="generator", features="right-left",
-                            extra=extra)]
+                            details=extra)]
 
 
 def _check(p: ArithmeticParams) -> dict[str, tuple[int, ...]]:
     """The index groups asked for, after checking the parameters make sense together."""
-    groups = {k: getattr(p, k) for k in ("a", "b", "c", "left", "right") if getattr(p, k)}
+    given = {"a": p.concept_a, "b": p.concept_b, "c": p.concept_c, "left": p.left, "right": p.right}
+    groups = {k: v for k, v in given.items() if v}
     for wanted in (("a", "b", "c"), ("left", "right")):
         given = [k for k in wanted if k in groups]
         if given and len(given) < len(wanted):
-            raise ConfigError(f"{', '.join(given)} given without {', '.join(k for k in wanted if k not in groups)}: "
-                              f"expected all of {', '.join(wanted)}")
+            raise ConfigError(f"{', '.join(map(_key, given))} given without "
+                              f"{', '.join(_key(k) for k in wanted if k not in groups)}: "
+                              f"expected all of {', '.join(map(_key, wanted))}")
     if not groups:
-        raise ConfigError("vector-arithmetic needs a=, b=, c= (A - B + C) and/or left=, right= (a direction): "
+        raise ConfigError("vector-arithmetic needs concept_a=, concept_b=, concept_c= (A - B + C) and/or left=, "
+                          "right= (a direction): "
                           "indices of tiles in `bench sample`'s grid, with z=<grid>.png.z.pt")
     for key, indices in groups.items():
         if len(indices) < MIN_EXEMPLARS:
-            raise ConfigError(f"{key}={','.join(map(str, indices))}: expected at least {MIN_EXEMPLARS} sample "
+            raise ConfigError(f"{_key(key)}={','.join(map(str, indices))}: expected at least {MIN_EXEMPLARS} sample "
                               f"indices (the paper averages 3 exemplars per concept)")
-    if p.neighbours < 0 or p.noise < 0:
-        raise ConfigError(f"neighbours={p.neighbours}, noise={p.noise}: expected both at least 0")
-    if len(p.turn_scale) != 2 or p.turn_steps < 2 or p.turn_rows < 1:
-        raise ConfigError(f"turn_scale={','.join(map(str, p.turn_scale))}, turn_steps={p.turn_steps}, "
-                          f"turn_rows={p.turn_rows}: expected two scales (from,to), at least 2 steps and 1 row")
+    if len(p.turn_scale) != 2:
+        raise ConfigError(f"turn_scale={','.join(map(str, p.turn_scale))}: expected two scales (from,to)")
     return groups
+
+
+def _key(group: str) -> str:
+    """The parameter a group of indices came from."""
+    return f"concept_{group}" if group in "abc" else group
 
 
 def load_z(path: str | None, cfg: DCGANConfig) -> torch.Tensor:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.params import Params, param
 from bench.features import LayerSpec, extract_features, pixel_features, to_uint8
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
@@ -40,60 +41,61 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 @dataclass(frozen=True)
-class MemorisationParams:
-    n: int = 1000  # samples, and held-out images as the reference
-    k: int = 5  # nearest training images shown per sample
-    show: int = 8  # samples on the neighbour sheets
-    d: str | None = None  # discriminator for the feature space; None: d.pt beside --ckpt
-    features: str = "all/max4"  # the paper's representation (section 5.1): every layer max-pooled to 4x4
-    split: str = "train"  # the images searched
-    control: str = "test"  # real images not trained on: their distances are the reference
-    bins: int = 50  # histogram bins of distances.png
+class MemorisationParams(Params):
+    samples: int = param(1000, "generated samples, and held-out images as the reference", low=2)
+    neighbours: int = param(5, "nearest training images shown per sample", low=1)
+    show: int = param(8, "samples on the neighbour sheets", low=1)
+    discriminator: str | None = param(None, "discriminator checkpoint for the feature space; none: d.pt beside "
+                                            "--ckpt")
+    features: str = param("all/max4", "D feature spec; the paper's representation (section 5.1): every layer "
+                                      "max-pooled to 4x4")
+    control: str = param("test", "real images not trained on: their distances are the reference")
+    bins: int = param(50, "histogram bins of distances.png", low=1)
 
 
 @TASKS.register("memorisation")
 class Memorisation(Task):
     summary = "samples' nearest training images (pixels, D features) vs held-out images' (faiss, exact L2)"
+    paper = "6.1"
     needs = "generator"
+    default_split = "train"  # the images searched
     Params = MemorisationParams
 
     def run(self, ctx: RunContext, p: MemorisationParams) -> list[Measurement]:
-        if p.n < 2 or p.k < 1 or p.show < 1:
-            raise ConfigError("memorisation needs n >= 2, k >= 1 and show >= 1")
-        ctx.d_ckpt = Path(p.d) if p.d else ctx.ckpt.parent / "d.pt"
-        if not ctx.d_ckpt.is_file():
-            raise ConfigError(f"memorisation compares in a discriminator's feature space: {ctx.d_ckpt} does not "
-                              "exist; pass --set d=PATH (a d.pt)")
+        d_ckpt = Path(p.discriminator) if p.discriminator else ctx.ckpt.parent / "d.pt"
+        if not d_ckpt.is_file():
+            raise ConfigError(f"memorisation compares in a discriminator's feature space: {d_ckpt} does not "
+                              "exist; pass --set discriminator=PATH (a d.pt)")
         G, gcfg = ctx.net("generator")
-        D, dcfg = ctx.net("discriminator")
+        D, dcfg = ctx.net("discriminator", d_ckpt)
         if (gcfg.image_size, gcfg.nc) != (dcfg.image_size, dcfg.nc):
-            raise ConfigError(f"discriminator {ctx.d_ckpt} takes {dcfg.nc}x{dcfg.image_size}x{dcfg.image_size} "
+            raise ConfigError(f"discriminator {d_ckpt} takes {dcfg.nc}x{dcfg.image_size}x{dcfg.image_size} "
                               f"images, the generator draws {gcfg.nc}x{gcfg.image_size}x{gcfg.image_size}")
         spec = LayerSpec.parse(p.features)
-        train = ctx.split(p.split, gcfg.image_size, gcfg.nc)
+        train = ctx.split(ctx.split_name, gcfg.image_size, gcfg.nc)
         control = ctx.split(p.control, gcfg.image_size, gcfg.nc)
-        picked = np.sort(np.random.default_rng(ctx.seed).choice(len(control), min(p.n, len(control)), replace=False))
+        picked = np.sort(np.random.default_rng(ctx.seed).choice(len(control), min(p.samples, len(control)), replace=False))
 
         with torch.no_grad():
-            z = sample_z(p.n, gcfg, torch.Generator().manual_seed(ctx.seed))
+            z = sample_z(p.samples, gcfg, torch.Generator().manual_seed(ctx.seed))
             samples = torch.cat([to_uint8(G(zb.to(ctx.device))).cpu() for zb in z.split(ctx.batch_size)])
         fakes = torch.utils.data.TensorDataset(samples, torch.zeros(len(samples)))
         spaces = {  # short name: (features column, training split's, control split's, samples')
-            "pixels": ("pixels", ctx.features("raw-pixels", p.split, spec), ctx.features("raw-pixels", p.control, spec),
+            "pixels": ("pixels", ctx.features("raw-pixels", ctx.split_name, spec, d_ckpt), ctx.features("raw-pixels", p.control, spec, d_ckpt),
                        pixel_features(fakes, np.empty((len(fakes), samples[0].numel()), np.float32))),
-            "d": (str(spec), ctx.features("trained-d", p.split, spec), ctx.features("trained-d", p.control, spec),
+            "d": (str(spec), ctx.features("trained-d", ctx.split_name, spec, d_ckpt), ctx.features("trained-d", p.control, spec, d_ckpt),
                   extract_features(D, fakes, spec, ctx.device, ctx.batch_size, ctx.precision)),
         }
-        extra = {"d_ckpt": str(ctx.d_ckpt), "d_sha256": fingerprint(ctx.d_ckpt), "n_train": len(train),
+        extra = {"d_ckpt": str(d_ckpt), "d_sha256": fingerprint(d_ckpt), "n_train": len(train),
                  "n_control": len(picked)}
         out, nearest_of = [], {}
         for short, (column, train_x, control_x, sample_x) in spaces.items():
-            dist, idx = nearest(train_x, np.concatenate([sample_x, control_x[picked]]), p.k)
-            fake, real = dist[:p.n, 0], dist[p.n:, 0]
-            out += _rows(fake, real, column, p, extra)
+            dist, idx = nearest(train_x, np.concatenate([sample_x, control_x[picked]]), p.neighbours)
+            fake, real = dist[:p.samples, 0], dist[p.samples:, 0]
+            out += _rows(fake, real, column, ctx.split_name, p, extra)
             nearest_of[column] = (fake, real)
-            _neighbour_sheet(samples[:p.show], dist[:p.show], idx[:p.show], train, ctx.figure(f"neighbours-{short}.png"))
-        _histograms(nearest_of, p, ctx.figure("distances.png"))
+            _neighbour_sheet(samples[:p.show], dist[:p.show], idx[:p.show], train, ctx.artifact(f"neighbours-{short}.png"))
+        _histograms(nearest_of, ctx.split_name, p, ctx.artifact("distances.png"))
         return out
 
 
@@ -111,7 +113,8 @@ def nearest(base: np.ndarray, queries: np.ndarray, k: int, chunk: int = 8192) ->
     return np.sqrt(np.maximum(d2, 0)), idx
 
 
-def _rows(fake: np.ndarray, real: np.ndarray, space: str, p: MemorisationParams, extra: dict) -> list[Measurement]:
+def _rows(fake: np.ndarray, real: np.ndarray, space: str, split: str, p: MemorisationParams,
+          extra: dict) -> list[Measurement]:
     """Distance statistics of the samples and the control images (and their ratios), nearest distances given."""
     def stats(d: np.ndarray) -> dict[str, float]:
         return {"nn_distance_mean": d.mean(), **{f"nn_distance_q{round(q * 100):02d}": np.quantile(d, q)
@@ -122,7 +125,7 @@ def _rows(fake: np.ndarray, real: np.ndarray, space: str, p: MemorisationParams,
     closer = float((fake < np.quantile(real, 0.01)).mean())
     models = {"generator": {**f, "closer_than_control_q01": closer}, f"{p.control}-images": r,
               f"generator/{p.control}": ratio}
-    return [Measurement(metric, float(v), split=p.split, model=model, features=space, extra=extra)
+    return [Measurement(metric, float(v), split=split, model=model, features=space, details=extra)
             for model, values in models.items() for metric, v in values.items()]
 
 
@@ -134,7 +137,7 @@ def _neighbour_sheet(samples: torch.Tensor, dist: np.ndarray, idx: np.ndarray, t
     contact_sheet(rows, path, tile=max(64, samples.shape[-1]))
 
 
-def _histograms(found: dict[str, tuple[np.ndarray, np.ndarray]], p: MemorisationParams, path: Path) -> None:
+def _histograms(found: dict[str, tuple[np.ndarray, np.ndarray]], split: str, p: MemorisationParams, path: Path) -> None:
     """Per space, the nearest-training-image distances of the samples and of the held-out images."""
     from bench.plot import pyplot, save_figure
 
@@ -143,7 +146,7 @@ def _histograms(found: dict[str, tuple[np.ndarray, np.ndarray]], p: Memorisation
         bins = np.linspace(0, max(fake.max(), real.max()), p.bins + 1)
         ax.hist(real, bins, alpha=0.55, label=f"{p.control} images (n={len(real)})")
         ax.hist(fake, bins, alpha=0.55, label=f"samples (n={len(fake)})")
-        ax.set_xlabel(f"L2 distance to the nearest {p.split} image")
+        ax.set_xlabel(f"L2 distance to the nearest {split} image")
         ax.set_title(space)
         ax.legend(fontsize=8)
     fig.tight_layout()

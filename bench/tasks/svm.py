@@ -20,32 +20,39 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from bench.features import LayerSpec
+from bench.params import Params, param
 from bench.results import Measurement
 from bench.svm import SOLVERS, moments, prepare, standardize_
-from bench.tasks.base import TASKS, RunContext, Task
-from dcgan.errors import ConfigError, DataError
+from bench.tasks.base import TASKS, Reference, RunContext, Task
+from dcgan.errors import DataError
 
-MODELS = ("trained-d", "random-d", "raw-pixels")
 EDGE_EXTENSIONS = 4  # how many times the C grid may grow past an edge
 
 
 @dataclass(frozen=True)
-class SvmParams:
-    features: str = "all/max4"  # paper: all layers, max-pooled to 4x4
-    c_grid: tuple[float, ...] = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)  # authors' SVHN script
-    patience: int = 2  # stop going up the grid after this many C in a row below the best (0: whole grid)
-    labels_per_class: int | None = None  # None: every training label (paper's CIFAR-10 table)
-    val_size: int = 5000  # held out of train for choosing C (at most a fifth of the training split)
-    draws: int = 1  # labelled subsets drawn (each a result row)
-    selection_draws: int = 10  # draws whose mean validation error chooses C (authors' SVHN script)
-    baselines: tuple[str, ...] = ("random-d", "raw-pixels")  # measured beside the trained D
-    solver: str = "lbfgs"  # or "sklearn" (LinearSVC, the slow reference)
-    tol: float = 1e-4
+class SvmParams(Params):
+    features: str = param("all/max4", "layer spec: layers/pooling[/bn-train] (paper: all layers, max-pooled to 4x4)")
+    c_grid: tuple[float, ...] = param((1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2),
+                                      "SVM C values tried on the validation split (authors' SVHN script)",
+                                      low=0, low_open=True, nonempty=True)
+    patience: int = param(2, "stop going up the C grid after this many C in a row below the best (0: whole grid)",
+                          low=0)
+    labels_per_class: int | None = param(None, "labelled training images per class; none: every training label "
+                                               "(the paper's CIFAR-10 table)", low=1)
+    val_size: int = param(5000, "validation rows for choosing C, held out of train (at most a fifth of it)", low=1)
+    draws: int = param(1, "labelled subsets drawn, each scored on the test split (one row each)", low=1)
+    selection_draws: int = param(10, "draws whose mean validation accuracy chooses C (authors' SVHN script)", low=1)
+    baselines: tuple[Literal["random-d", "raw-pixels"], ...] = param(
+        ("random-d", "raw-pixels"), "measured beside the trained D (none: no baseline)")
+    solver: Literal["lbfgs", "sklearn"] = param("lbfgs", "our float32 L-BFGS, or scikit-learn's LinearSVC "
+                                                         "(the slow reference)")
+    tol: float = param(1e-4, "solver tolerance on the relative objective", low=0, low_open=True)
 
 
 def draw_indices(labels: np.ndarray, labels_per_class: int | None, val_size: int,
@@ -77,17 +84,14 @@ class SvmProbe(Task):
 
     summary = "L2-SVM on max-pooled D features (paper section 5), with raw-pixel and random-D baselines"
     version = 3  # 3: per-class L-BFGS with exact line search; 2: stop on the estimated objective gap; 1: on the gradient
+    paper = "5.1"
     needs = "discriminator"
     Params = SvmParams
     default_dataset = "cifar10"
+    report_params = ("labels_per_class",)  # the low-label and the all-label protocols are never averaged
 
     def run(self, ctx: RunContext, p: SvmParams) -> list[Measurement]:
-        if p.solver not in SOLVERS:
-            raise ConfigError(f"solver {p.solver!r}: expected one of {', '.join(SOLVERS)}")
         spec = LayerSpec.parse(p.features)
-        unknown = set(p.baselines) - set(MODELS)
-        if unknown:
-            raise ConfigError(f"unknown baseline(s) {sorted(unknown)}; expected {', '.join(MODELS[1:])}")
         D, cfg = ctx.net("discriminator")
         spec.resolve(D)  # an unknown layer fails before any work
         y_train, y_test = ctx.labels("train", cfg), ctx.labels("test", cfg)
@@ -104,12 +108,12 @@ class SvmProbe(Task):
             tqdm.write(f"{model}: features {X_train.shape[1]}-d, {t_feat:.1f} s", file=sys.stderr)
             for m in self._probe(p, X_train, y_train, X_test, y_test, n_classes, splits):
                 m.model, m.features = model, feat
-                m.extra["feature_seconds"] = round(t_feat, 2)
+                m.details["feature_seconds"] = round(t_feat, 2)
                 out.append(m)
         return out
 
     def _probe(self, p, X_train, y_train, X_test, y_test, n_classes, splits) -> list[Measurement]:
-        solver = SOLVERS[p.solver]
+        solver = SOLVERS.get(p.solver)
         paths = [_CPath(solver, n_classes, p.tol, X_train, y_train, labelled, val)
                  for labelled, val in splits[: p.selection_draws]]
         scores: dict[float, float] = {}
@@ -146,10 +150,10 @@ class SvmProbe(Task):
             acc = clf.accuracy(standardize_(np.array(X_test), mean, std), y_test)
             extra = {"C": best_c, "val_accuracy_by_C": {f"{c:g}": round(a, 5) for c, a in sorted(scores.items())},
                      "n_fit": int(len(fit_rows)), "n_test": int(len(y_test)), "fit_seconds": round(clf.seconds, 2)}
-            rows += [Measurement("accuracy", acc, draw=draw, extra=extra),
-                     Measurement("error", 1 - acc, draw=draw, extra=extra),
-                     Measurement("C", best_c, draw=draw, split="val", extra=extra),
-                     Measurement("val_accuracy", scores[best_c], draw=draw, split="val", extra=extra)]
+            rows += [Measurement("accuracy", acc, draw=draw, details=extra),
+                     Measurement("error", 1 - acc, draw=draw, details=extra),
+                     Measurement("C", best_c, draw=draw, split="val", details=extra),
+                     Measurement("val_accuracy", scores[best_c], draw=draw, split="val", details=extra)]
         return rows
 
 
@@ -197,24 +201,30 @@ class Svm(SvmProbe):
 
 @TASKS.register("cifar10-svm")
 class Cifar10Svm(SvmProbe):
-    """Paper: 82.8% (D trained on ImageNet-1k, 32 px); 1-layer K-means 80.6%, 3-layer K-means 82.0%."""
-
     default_dataset = "cifar10"
+    references = (
+        Reference("cifar10", "accuracy", 0.828, "DCGAN (D trained on ImageNet-1k 32 px), Radford et al. 2016, "
+                                                "Table 1"),
+        Reference("cifar10", "accuracy", 0.806, "1-layer K-means (4800 features), Coates & Ng 2011, in Radford "
+                                                "et al. Table 1"),
+        Reference("cifar10", "accuracy", 0.820, "3-layer K-means learned RF (3200 features), in Radford et al. "
+                                                "Table 1"),
+    )
 
 
 @dataclass(frozen=True)
 class SvhnParams(SvmParams):
-    labels_per_class: int | None = 100  # paper: 1000 labels, 100 per class
-    val_size: int = 10000  # paper: a 10,000-image validation set from the rest of train
-    draws: int = 10  # the authors' script used 100
+    labels_per_class: int | None = param(100, "labelled training images per class (paper: 1000 labels, 100 per "
+                                              "class)", low=1)
+    val_size: int = param(10000, "validation rows from the rest of train (paper: 10,000)", low=1)
+    draws: int = param(10, "labelled subsets drawn (the authors' script used 100)", low=1)
 
 
 @TASKS.register("svhn-svm")
 class SvhnSvm(SvmProbe):
-    """Paper: 22.48% test error with 1000 labels."""
-
     default_dataset = "svhn"
     Params = SvhnParams
+    references = (Reference("svhn", "error", 0.2248, "DCGAN + L2-SVM, 1000 labels, Radford et al. 2016, Table 2"),)
 
 
 @TASKS.register("fashion-mnist-svm")
