@@ -3,11 +3,12 @@
 Protocol:
 1. The data set's ``split`` at 32x32 (resized, centre-cropped), 3 channels; with ``inject=k``, k
    edited copies of k distinct images are appended and their (source, copy) pairs are the ground truth.
-2. The hashing autoencoder (``bench.dedup.AERecipe``) trained on the original images (not the copies),
-   cached by the data's content fingerprint, transform, recipe and seed; or ``ae=PATH`` to reuse one.
+2. The hashing autoencoder (``bench.hashing.autoencoder.AERecipe``) trained on the original images (not
+   the copies), cached by the data's content fingerprint, transform, recipe and seed; or ``ae=PATH`` to reuse one.
 3. One streaming pass hashes every image with each method: ``ae-hash`` (128 bits, the paper's) and
    ``phash`` (imagehash's 64-bit pHash, the baseline). Undecodable images are reported and skipped.
-   With ``probe_shift=k`` every image is also hashed moved by 1..k px each way (``bench.dedup.probe_codes``).
+   With ``probe_shift=k`` every image is also hashed moved by 1..k px each way
+   (``bench.hashing.collection.probe_codes``).
 4. Per method and radius: pairs within that Hamming distance (with probes: a moved hash of one image
    within it of the other's hash counts too), clusters (connected components), the
    lowest index of a cluster kept and the rest flagged; with ``inject``, precision on pairs
@@ -30,7 +31,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.dedup import SIDE, AERecipe
+from bench.hashing.autoencoder import SIDE, AERecipe, autoencoder_for, load_autoencoder
+from bench.hashing.clusters import CLUSTER_RULES, distance, star
+from bench.hashing.collection import hash_collection, phash, probe_codes
+from bench.hashing.search import search
 from bench.inject import EDITS
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
@@ -50,8 +54,8 @@ class DedupParams(AERecipe):
     inject: int = 0  # edited copies appended as ground truth; 0: none
     edits: tuple[str, ...] = tuple(EDITS)  # the edits of the copies, in turn
     ae: str | None = None  # a trained autoencoder file (e.g. from another collection's cache) instead of training
-    index: str = "auto"  # substrings (exact), faiss flat (exact) or ivf; auto: bench.dedup.search says which
-    cluster_rule: str = "components"  # components (the issue's), or star: flag only images within r of the kept one
+    index: str = "auto"  # substrings (exact), faiss flat (exact) or ivf; auto: chosen by bench.hashing.search
+    cluster_rule: str = "components"  # components, or star: flag only images within r of the kept one
     probe_shift: int = 0  # also match each image moved by 1..k px up/down/left/right (4k more hashes each); 0: off
     nprobe: int = 16  # ivf lists scanned per query (recall vs exact: benchmarks/dedup_scale.py)
     chunk: int = 4096  # images decoded and hashed at a time
@@ -65,15 +69,14 @@ class Dedup(Task):
     default_dataset = "folder"
 
     def run(self, ctx: RunContext, p: DedupParams) -> list[Measurement]:
-        from bench import dedup
         from bench.inject import Injected, score
         from dcgan.data import load_dataset
 
         unknown = [m for m in p.methods if m not in METHODS]
         if unknown or not p.methods:
             raise ConfigError(f"unknown method(s) {unknown}; expected some of {', '.join(METHODS)}")
-        if p.cluster_rule not in dedup.CLUSTER_RULES:
-            raise ConfigError(f"cluster_rule={p.cluster_rule!r}: expected one of {', '.join(dedup.CLUSTER_RULES)}")
+        if p.cluster_rule not in CLUSTER_RULES:
+            raise ConfigError(f"cluster_rule={p.cluster_rule!r}: expected one of {', '.join(CLUSTER_RULES)}")
         if min(p.radius + p.phash_radius, default=0) < 0:
             raise ConfigError("radius and phash_radius must be at least 0")
         if not 0 <= p.probe_shift < SIDE // 2:
@@ -84,16 +87,16 @@ class Dedup(Task):
         hashers, ae_info = {}, {}
         if "ae-hash" in p.methods:
             if p.ae:
-                net, ae_info = dedup.load_autoencoder(p.ae)
+                net, ae_info = load_autoencoder(p.ae)
                 ae_info = {**ae_info, "ae": p.ae, "ae_source": "given"}
             else:
-                net, ae_info = dedup.autoencoder_for(data, AERecipe.of(p), ctx.seed, p.chunk)
+                net, ae_info = autoencoder_for(data, AERecipe.of(p), ctx.seed, p.chunk)
             hashers["ae-hash"] = net.hash
         if "phash" in p.methods:
-            hashers["phash"] = dedup.phash
+            hashers["phash"] = phash
         if p.probe_shift:
-            hashers.update({f"{m} probes": partial(dedup.probe_codes, fn, k=p.probe_shift) for m, fn in hashers.items()})
-        hashed = dedup.hash_collection(collection, hashers, p.chunk)
+            hashers.update({f"{m} probes": partial(probe_codes, fn, k=p.probe_shift) for m, fn in hashers.items()})
+        hashed = hash_collection(collection, hashers, p.chunk)
         for _, reason in hashed.skipped:
             tqdm.write(f"skipped: {reason}", file=sys.stderr)
         truth = {}
@@ -109,16 +112,16 @@ class Dedup(Task):
             bits = codes.shape[1] * 8
             for r in p.radius if method == "ae-hash" else p.phash_radius:
                 t0 = time.perf_counter()
-                matches = dedup.search(codes, r, p.index, p.nprobe, ctx.seed, probes=probes)
+                matches = search(codes, r, p.index, p.nprobe, ctx.seed, probes=probes)
                 clusters = matches.clusters()
                 if p.cluster_rule == "star":
-                    clusters = dedup.star(clusters, codes, r, probes)
-                search = time.perf_counter() - t0
+                    clusters = star(clusters, codes, r, probes)
+                search_seconds = time.perf_counter() - t0
                 values = {"images": len(hashed.ids), "images_skipped": len(hashed.skipped), "pairs": len(matches),
                           "clusters": len(clusters), "flagged": len(clusters.flagged), "radius": r,
                           "seconds_read": hashed.seconds["read"],
                           "seconds_hash": hashed.seconds[method] + hashed.seconds.get(f"{method} probes", 0.0),
-                          "seconds_search": search}
+                          "seconds_search": search_seconds}
                 if method == "ae-hash":  # 0 when the autoencoder came from the cache or --ae
                     values["seconds_train"] = ae_info["train_seconds"] if ae_info["ae_source"] == "trained" else 0.0
                 if p.inject:
@@ -131,14 +134,13 @@ class Dedup(Task):
                 clustered.append((method, r, clusters, codes, probes))
                 shown = ", ".join(f"{k} {values[k]:.3g}" for k in ("pairs", "flagged", "precision", "recall")
                                   if k in values)
-                tqdm.write(f"{method} r={r}: {shown} ({search:.1f} s search)", file=sys.stderr)
+                tqdm.write(f"{method} r={r}: {shown} ({search_seconds:.1f} s search)", file=sys.stderr)
         if ctx.outputs is not None:
             self._write(ctx, p, collection, hashed, clustered)
         return out
 
     def _write(self, ctx, p, collection, hashed, clustered) -> None:
         """The clusters CSV, the contact sheet and, if any image was skipped, the skipped list."""
-        from bench.dedup import distance
         from bench.plot import GREEN, RED, contact_sheet
 
         with atomic_path(f"{ctx.outputs}_clusters.csv") as tmp, open(tmp, "w", newline="") as f:
