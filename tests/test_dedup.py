@@ -13,7 +13,7 @@ from bench.hashing import augment, autoencoder, clusters, collection, hamming, s
 from bench.cli import main
 from bench.inject import EDITS, Injected, score
 from bench.results import RESULT_COLUMNS
-from dcgan.errors import ConfigError
+from dcgan.errors import ConfigError, DCGANError
 from dcgan.data import load_dataset
 from fixtures_tasks import digits_images
 
@@ -372,3 +372,24 @@ def test_an_autoencoder_saved_before_thresholds_existed_hashes_as_the_paper(tmp_
     assert not loaded.threshold.any() and not loaded.normalize
     assert np.array_equal(loaded.hash(images), net.hash(images))
 
+
+class _RunsCode:
+    """Unpickled by a plain unpickler, this writes ``marker``: what a malicious autoencoder file could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('ran')",)
+
+
+def test_an_autoencoder_file_that_would_run_code_is_refused(tmp_path, digits):
+    _, net, _ = digits
+    path, marker = tmp_path / "evil.pt", tmp_path / "ran"
+    torch.save({"state_dict": net.state_dict(), "info": {"note": _RunsCode(marker)}}, path)
+    torch.load(path, weights_only=False)  # the file is what it claims: plain unpickling runs its code
+    assert marker.read_text() == "ran"
+    marker.unlink()
+    with pytest.raises(DCGANError, match="evil.pt: not a hashing autoencoder"):
+        autoencoder.load_autoencoder(path)
+    assert not marker.exists()
