@@ -4,7 +4,7 @@ Three measurements, printed as Markdown:
 
 1. ``hashing``: images/s of the autoencoder hash and of pHash on ``--images`` real images (decoded
    beforehand, so only hashing is timed).
-2. ``search``: ``bench.dedup.search`` (grouping, range search, clusters) at each ``--radius`` over
+2. ``search``: ``bench.hashing.search.search`` (grouping, range search, clusters) at each ``--radius`` over
    10^4, 10^5 and 10^6 128-bit codes of three sets (``--sets``):
    - ``augmented``: the codes of CIFAR-10's 60,000 images (train and test), then of the same images
      moved by up to 3 px and re-lit (brightness +-19 levels, contrast x0.85-1.15) at random, in
@@ -44,39 +44,41 @@ def peak_rss_mib() -> float:
 
 
 def timed_search(codes: np.ndarray, radius: int, index: str, nprobe: int):
-    from bench import dedup
+    from bench.hashing.search import search
 
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here
     t0, cpu0 = time.perf_counter(), time.process_time()
-    matches = dedup.search(codes, radius, index, nprobe)
+    matches = search(codes, radius, index, nprobe)
     clusters = matches.clusters()
     return matches, clusters, time.perf_counter() - t0, time.process_time() - cpu0, peak_rss_mib()
 
 
 def read_all(data) -> torch.Tensor:
-    from bench import dedup
+    from bench.hashing.collection import read_chunks
 
-    return torch.cat([images for _, images in dedup.read_chunks(data, range(len(data)), 4096, [])])
+    return torch.cat([images for _, images in read_chunks(data, range(len(data)), 4096, [])])
 
 
 def augmented_codes(net, data_root: str, size: int, chunk: int = 10_000) -> np.ndarray:
     """Codes of CIFAR-10's train and test images, then of randomly moved and re-lit copies of them in
     turn, ``size`` in all; pixels are made and hashed ``chunk`` at a time."""
-    from bench import dedup
+    from bench.hashing.augment import jittered, translated
+    from bench.hashing.autoencoder import SIDE
     from dcgan.data import load_dataset
 
-    images = torch.cat([read_all(load_dataset("cifar10", split, root=data_root, image_size=dedup.SIDE,
+    images = torch.cat([read_all(load_dataset("cifar10", split, root=data_root, image_size=SIDE,
                                               channels=3)) for split in ("train", "test")])
     g, codes = torch.Generator().manual_seed(0), [net.hash(images)]
     for s in range(len(images), size, chunk):
         rows = torch.arange(s, min(s + chunk, size)) % len(images)
-        moved = dedup.jittered(dedup.translated(images[rows], 3, g), 0.15, g)
+        moved = jittered(translated(images[rows], 3, g), 0.15, g)
         codes.append(net.hash(moved.round().to(torch.uint8)))
     return np.concatenate(codes)[:size]
 
 
 def main() -> None:
-    from bench import dedup
+    from bench.hashing.autoencoder import SIDE, AERecipe, load_autoencoder, train_autoencoder
+    from bench.hashing.collection import phash
     from dcgan.data import load_dataset
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -92,15 +94,15 @@ def main() -> None:
     args = ap.parse_args()
     print(f"torch threads: {torch.get_num_threads()}")
 
-    data = load_dataset("cifar10", "train", root=args.data_root, image_size=dedup.SIDE, channels=3,
+    data = load_dataset("cifar10", "train", root=args.data_root, image_size=SIDE, channels=3,
                         subset=args.images, seed=0)
     images = read_all(data)
     if args.ae:
-        net, _ = dedup.load_autoencoder(args.ae)
+        net, _ = load_autoencoder(args.ae)
     else:
-        net, _ = dedup.train_autoencoder(images, dedup.AERecipe(epochs=5), seed=0)
+        net, _ = train_autoencoder(images, AERecipe(epochs=5), seed=0)
     print("\n| hashing | images | seconds | images/s |\n| --- | --- | --- | --- |")
-    for name, fn in (("ae-hash", net.hash), ("phash", dedup.phash)):
+    for name, fn in (("ae-hash", net.hash), ("phash", phash)):
         t0 = time.perf_counter()
         codes = fn(images)
         seconds = time.perf_counter() - t0

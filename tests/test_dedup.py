@@ -9,11 +9,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from bench import dedup
+from bench.hashing import augment, autoencoder, clusters, collection, hamming, search
 from bench.cli import main
 from bench.inject import EDIT_NAMES, EDITS, Injected, score
 from bench.results import RESULT_COLUMNS
-from dcgan.errors import ConfigError
+from dcgan.errors import ConfigError, DCGANError
 from dcgan.data import load_dataset
 from fixtures_tasks import digits_images
 
@@ -35,13 +35,13 @@ def digits(tmp_path_factory):
     data = load_dataset("folder", root=write_digits_folder(tmp_path_factory.mktemp("digits")), image_size=32,
                         channels=3)
     images = torch.stack([data[i][0] for i in range(len(data))])
-    net, _ = dedup.train_autoencoder(images, dedup.AERecipe(epochs=3), seed=0)
+    net, _ = autoencoder.train_autoencoder(images, autoencoder.AERecipe(epochs=3), seed=0)
     return data, net, Injected(data, 60, EDIT_NAMES, seed=0)
 
 
 def brute_force_pairs(codes, radius):
     """Every (i, j, distance), i < j, within ``radius``, from the full distance matrix."""
-    D = dedup.hamming(codes[:, None], codes[None])
+    D = hamming.hamming(codes[:, None], codes[None])
     i, j = np.nonzero(np.triu(D <= radius, 1))
     return set(zip(i.tolist(), j.tolist(), D[i, j].tolist()))
 
@@ -50,10 +50,10 @@ def test_search_matches_brute_force_hamming(digits):
     data, net, _ = digits
     images = torch.stack([data[i][0] for i in range(len(data))])
     images = torch.cat([images, images[[5, 5, 17, 40]]])  # exact copies: a group of three, two of two
-    for codes in (net.hash(images), dedup.phash(images)):
+    for codes in (net.hash(images), collection.phash(images)):
         counts = []
         for r in (0, 1, 3, 8):
-            matches = dedup.search(codes, r)
+            matches = search.search(codes, r)
             pairs = matches.pairs()
             found = set(zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist()))
             assert found == brute_force_pairs(codes, r) and len(found) == len(pairs) == len(matches), r
@@ -64,7 +64,7 @@ def test_search_matches_brute_force_hamming(digits):
 
 def brute_force_clusters(codes, radius):
     i, j, _ = np.array(sorted(brute_force_pairs(codes, radius))).reshape(-1, 3).T
-    return dedup.cluster(i, j, len(codes))
+    return clusters.cluster(i, j, len(codes))
 
 
 def test_identical_codes_are_grouped_not_expanded_into_pairs():
@@ -75,7 +75,7 @@ def test_identical_codes_are_grouped_not_expanded_into_pairs():
     codes = np.concatenate([codes, np.repeat(codes[7:8], 150, axis=0), np.repeat(codes[9:10], 40, axis=0), [near]])
     codes = codes[rng.permutation(len(codes))]
     for r in (0, 2, 3):
-        m = dedup.search(codes, r)
+        m = search.search(codes, r)
         assert len(m.near) == (r >= 2)  # a group is one entry: only code 7's group and its near code are a pair
         pairs = m.pairs()
         assert set(zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist())) == brute_force_pairs(codes, r)
@@ -89,7 +89,7 @@ def test_identical_codes_are_grouped_not_expanded_into_pairs():
 
     big = np.repeat(codes[:1], 30_000, axis=0)  # 450 million pairs if listed
     big = np.concatenate([big, codes[1:3]])
-    m = dedup.search(big, 4)
+    m = search.search(big, 4)
     assert len(m) == 30_000 * 29_999 // 2 and len(m.near) == 0 and len(m.clusters()) == 1
     assert len(m.pairs(np.array([5]))) == 29_999
 
@@ -97,17 +97,17 @@ def test_identical_codes_are_grouped_not_expanded_into_pairs():
 def test_ivf_index_equals_the_exact_index_when_it_probes_every_list(digits):
     data, net, injected = digits
     images = torch.stack([injected[i][0] for i in range(len(injected))])
-    for codes in (net.hash(images), dedup.phash(images)):
+    for codes in (net.hash(images), collection.phash(images)):
         for r in (3, 8):
-            flat = dedup.search(codes, r, index="flat")
-            every = dedup.search(codes, r, index="ivf", nprobe=10**6)
-            one = dedup.search(codes, r, index="ivf", nprobe=1)
+            flat = search.search(codes, r, index="flat")
+            every = search.search(codes, r, index="ivf", nprobe=10**6)
+            one = search.search(codes, r, index="ivf", nprobe=1)
             assert flat.index == "flat" and every.index == "ivf"
             assert all(np.array_equal(a, b) for a, b in zip(flat.near, every.near)), r
             found = set(zip(flat.near.i.tolist(), flat.near.j.tolist()))
             assert set(zip(one.near.i.tolist(), one.near.j.tolist())) <= found  # approximate: a subset
     with pytest.raises(ConfigError, match="index='hnsw'"):
-        dedup.search(codes, 1, index="hnsw")
+        search.search(codes, 1, index="hnsw")
 
 
 def test_the_hash_is_the_active_code_units(digits):
@@ -124,8 +124,8 @@ def test_the_hash_is_the_active_code_units(digits):
 
 def test_chunked_hashing_gives_the_codes_of_one_pass(digits):
     _, net, injected = digits
-    hashers = {"ae-hash": net.hash, "phash": dedup.phash}
-    small, whole = (dedup.hash_collection(injected, hashers, chunk) for chunk in (7, 10_000))
+    hashers = {"ae-hash": net.hash, "phash": collection.phash}
+    small, whole = (collection.hash_collection(injected, hashers, chunk) for chunk in (7, 10_000))
     assert np.array_equal(small.ids, np.arange(len(injected))) and np.array_equal(small.ids, whole.ids)
     for method in hashers:
         assert np.array_equal(small.codes[method], whole.codes[method]), method
@@ -133,12 +133,12 @@ def test_chunked_hashing_gives_the_codes_of_one_pass(digits):
 
 
 def test_clusters_are_connected_components_keeping_the_lowest_index():
-    pairs = dedup.Pairs(np.array([0, 3, 7, 2, 1]), np.array([3, 5, 8, 9, 9]), np.zeros(5, dtype=np.int64))
-    c = dedup.cluster(pairs.i, pairs.j, 11)
+    pairs = hamming.Pairs(np.array([0, 3, 7, 2, 1]), np.array([3, 5, 8, 9, 9]), np.zeros(5, dtype=np.int64))
+    c = clusters.cluster(pairs.i, pairs.j, 11)
     assert c.kept.tolist() == [0, 1, 7]
     assert c.label.tolist() == [0, 1, 1, 0, -1, 0, -1, 2, 2, 1, -1]
     assert c.flagged.tolist() == [2, 3, 5, 8, 9]
-    none = dedup.search(np.zeros((0, 16), np.uint8), 0).clusters()
+    none = search.search(np.zeros((0, 16), np.uint8), 0).clusters()
     assert len(none) == 0 and len(none.flagged) == 0
 
 
@@ -162,10 +162,10 @@ def test_injected_pairs_scored_against_brute_force(digits):
     truth = injected.truth()
     src, copy = np.array(list(truth)).T
     assert len(truth) == 60 and (copy >= n).all() and len(set(src)) == 60
-    for codes in (net.hash(images), dedup.phash(images)):
-        D = dedup.hamming(codes[:, None], codes[None])
+    for codes in (net.hash(images), collection.phash(images)):
+        D = hamming.hamming(codes[:, None], codes[None])
         for r in (0, 4):
-            pairs = dedup.search(codes, r).pairs(np.arange(n, len(codes)))  # those involving a copy
+            pairs = search.search(codes, r).pairs(np.arange(n, len(codes)))  # those involving a copy
             got = score(set(zip(pairs.i.tolist(), pairs.j.tolist())), truth, n)
             found = np.triu(D <= r, 1)
             involved = found[:, n:].sum()  # pairs whose higher index is an injected copy
@@ -179,7 +179,7 @@ def test_injected_pairs_scored_against_brute_force(digits):
 def test_training_shifts_are_translations_with_edge_pixels_repeated(digits):
     data, _, _ = digits
     images = torch.stack([data[i][0] for i in range(40)])
-    moved = dedup.translated(images, 3, torch.Generator().manual_seed(0))
+    moved = augment.translated(images, 3, torch.Generator().manual_seed(0))
     assert moved.shape == images.shape and torch.equal(moved, moved.round())
     offsets = []
     for a, b in zip(images.float(), moved):
@@ -188,16 +188,16 @@ def test_training_shifts_are_translations_with_edge_pixels_repeated(digits):
         assert found, "not a translation by at most 3 px"
         offsets.append(found[0])
     assert len(set(offsets)) > 5  # drawn per image
-    assert torch.equal(dedup.translated(images, 0, torch.Generator()), images.float())
+    assert torch.equal(augment.translated(images, 0, torch.Generator()), images.float())
 
 
 def test_autoencoder_cache_key_follows_data_recipe_and_seed():
-    base = dedup.autoencoder_cache_path("abc", "t", dedup.AERecipe(), 0)
-    assert base == dedup.autoencoder_cache_path("abc", "t", dedup.AERecipe(), 0)
-    others = [dedup.autoencoder_cache_path("abd", "t", dedup.AERecipe(), 0),
-              dedup.autoencoder_cache_path("abc", "u", dedup.AERecipe(), 0),
-              dedup.autoencoder_cache_path("abc", "t", dedup.AERecipe(noise_std=0.3), 0),
-              dedup.autoencoder_cache_path("abc", "t", dedup.AERecipe(), 1)]
+    base = autoencoder.autoencoder_cache_path("abc", "t", autoencoder.AERecipe(), 0)
+    assert base == autoencoder.autoencoder_cache_path("abc", "t", autoencoder.AERecipe(), 0)
+    others = [autoencoder.autoencoder_cache_path("abd", "t", autoencoder.AERecipe(), 0),
+              autoencoder.autoencoder_cache_path("abc", "u", autoencoder.AERecipe(), 0),
+              autoencoder.autoencoder_cache_path("abc", "t", autoencoder.AERecipe(noise_std=0.3), 0),
+              autoencoder.autoencoder_cache_path("abc", "t", autoencoder.AERecipe(), 1)]
     assert len({base, *others}) == 5
 
 
@@ -283,20 +283,20 @@ def test_substring_join_equals_the_exact_flat_index():
     bits = np.unpackbits(base[rng.integers(0, 300, 600)], axis=1)
     for row, flips in zip(bits, rng.integers(1, 12, 600)):
         row[rng.choice(128, flips, replace=False)] ^= 1
-    codes = dedup._group(np.concatenate([base, np.packbits(bits, axis=1)]))[0]
+    codes = search._group(np.concatenate([base, np.packbits(bits, axis=1)]))[0]
     for r in (1, 3, 5, 6, 8, 11):
-        joined, flat = dedup.substring_join(codes, r), dedup.search(codes, r, index="flat").near
+        joined, flat = search.substring_join(codes, r), search.search(codes, r, index="flat").near
         assert len(flat) > 40 and all(np.array_equal(a, b) for a, b in zip(joined, flat)), r
-    assert dedup.search(codes, 8).index == "substrings" and dedup.search(codes, 12).index == "flat"
+    assert search.search(codes, 8).index == "substrings" and search.search(codes, 12).index == "flat"
     with pytest.raises(ConfigError, match="radius=12: the substring join takes 1 to 11"):
-        dedup.substring_join(codes, 12)
+        search.substring_join(codes, 12)
 
 
 def test_substring_join_on_correlated_real_codes(digits):
     data, net, injected = digits
-    codes = dedup._group(net.hash(torch.stack([injected[i][0] for i in range(len(injected))])))[0]
+    codes = search._group(net.hash(torch.stack([injected[i][0] for i in range(len(injected))])))[0]
     for r in (4, 9):
-        found = dedup.substring_join(codes, r)
+        found = search.substring_join(codes, r)
         assert set(zip(found.i.tolist(), found.j.tolist(), found.d.tolist())) == brute_force_pairs(codes, r), r
 
 
@@ -304,39 +304,39 @@ def test_star_rule_flags_only_images_within_the_radius_of_the_kept_one():
     codes = np.zeros((4, 16), dtype=np.uint8)
     codes[1, 0], codes[2, 0], codes[2, 1] = 0b1111, 0b1111, 0b1111  # 0 -4- 1 -4- 2, 0 and 2 eight apart
     codes[3] = 255  # alone
-    chained = dedup.search(codes, 4).clusters()
+    chained = search.search(codes, 4).clusters()
     assert chained.label.tolist() == [0, 0, 0, -1] and chained.flagged.tolist() == [1, 2]
-    kept = dedup.star(chained, codes, 4)
+    kept = clusters.star(chained, codes, 4)
     assert kept.label.tolist() == [0, 0, -1, -1] and kept.flagged.tolist() == [1] and kept.kept.tolist() == [0]
-    assert len(dedup.star(dedup.search(codes[[0, 2]], 8).clusters(), codes[[0, 2]], 7)) == 0
+    assert len(clusters.star(search.search(codes[[0, 2]], 8).clusters(), codes[[0, 2]], 7)) == 0
 
 
 def test_shift_probes_match_a_brute_force_search_and_find_moved_copies(digits):
     data, net, _ = digits
     n = len(data)
     originals = torch.stack([data[i][0] for i in range(n)])
-    copies = dedup.moved(originals[:30], torch.tensor([[0, 2], [-3, 0], [0, -1]] * 10))
+    copies = augment.moved(originals[:30], torch.tensor([[0, 2], [-3, 0], [0, -1]] * 10))
     assert torch.equal(copies[0, :, :, 2:], originals[0, :, :, :-2].float())  # moved 2 px right
     assert torch.equal(copies[1, :, :-3], originals[1, :, 3:].float())  # moved 3 px up
     images = torch.cat([originals, copies.to(torch.uint8)])
-    for hasher, radii in ((net.hash, (0, 3, 8)), (dedup.phash, (0, 4))):
-        codes, probes = hasher(images), dedup.probe_codes(hasher, images, 3)
+    for hasher, radii in ((net.hash, (0, 3, 8)), (collection.phash, (0, 4))):
+        codes, probes = hasher(images), collection.probe_codes(hasher, images, 3)
         assert probes.shape == (len(images), 12, codes.shape[1])
-        to_code = dedup.hamming(probes[:, :, None], codes[None, None]).min(1)  # [i, j]: i's nearest probe to j's code
-        H = dedup.hamming(codes[:, None], codes[None])
+        to_code = hamming.hamming(probes[:, :, None], codes[None, None]).min(1)  # [i, j]: i's nearest probe to j's code
+        H = hamming.hamming(codes[:, None], codes[None])
         a, b = np.triu_indices(len(images), 1)
         own = np.minimum(H, np.minimum(to_code, to_code.T))  # the rows' own hashes and probes
-        assert np.array_equal(dedup.distance(codes, a, b, probes), own[a, b])
+        assert np.array_equal(clusters.distance(codes, a, b, probes), own[a, b])
         # search: identical codes stand for each other, so a probe of any image with i's code counts for i
         to_code = np.where((H == 0)[:, :, None], to_code[None], 10**6).min(1)
         D = np.minimum(H, np.minimum(to_code, to_code.T))
         truth = {(k, n + k) for k in range(30)}
         for r in radii:
             for index in ("auto", "flat"):
-                pairs = dedup.search(codes, r, index, probes=probes).pairs()
+                pairs = search.search(codes, r, index, probes=probes).pairs()
                 found = set(zip(pairs.i.tolist(), pairs.j.tolist(), pairs.d.tolist()))
                 assert found == {(i, j, d) for i, j, d in zip(a.tolist(), b.tolist(), D[a, b].tolist()) if d <= r}, r
-            plain = dedup.search(codes, r).pairs()
+            plain = search.search(codes, r).pairs()
             assert len(truth & set(zip(pairs.i.tolist(), pairs.j.tolist()))) >= \
                 len(truth & set(zip(plain.i.tolist(), plain.j.tolist())))
         assert len(truth & set(zip(pairs.i.tolist(), pairs.j.tolist()))) >= 20, hasher  # most moved copies found
@@ -345,20 +345,21 @@ def test_shift_probes_match_a_brute_force_search_and_find_moved_copies(digits):
 def test_median_thresholds_balance_the_bits_and_normalising_ignores_brightness(digits):
     data, _, _ = digits
     images = torch.stack([data[i][0] for i in range(len(data))])
-    paper = dedup.train_autoencoder(images, dedup.AERecipe(epochs=2), seed=0)[0]
-    median = dedup.train_autoencoder(images, dedup.AERecipe(epochs=2, threshold="median", normalize=True), seed=0)[0]
+    paper = autoencoder.train_autoencoder(images, autoencoder.AERecipe(epochs=2), seed=0)[0]
+    median = autoencoder.train_autoencoder(images, autoencoder.AERecipe(epochs=2, threshold="median", normalize=True),
+                                           seed=0)[0]
     assert not paper.threshold.any() and not paper.normalize
     share = np.unpackbits(median.hash(images), axis=1).mean(0)
     assert np.allclose(share, 0.5, atol=0.01)  # every bit set on half the training images
     brighter = (images.int() * 3 // 4 + 40).to(torch.uint8)  # contrast and brightness changed, nothing clipped
-    moved = [dedup.hamming(net.hash(images), net.hash(brighter)).mean() for net in (paper, median)]
+    moved = [hamming.hamming(net.hash(images), net.hash(brighter)).mean() for net in (paper, median)]
     assert moved[1] < 1 < moved[0]  # bits moved per image: normalised inputs barely notice
 
 
 def test_jitter_changes_brightness_and_contrast_within_bounds(digits):
     data, _, _ = digits
     images = torch.stack([data[i][0] for i in range(40)])
-    lit = dedup.jittered(images, 0.25, torch.Generator().manual_seed(0))
+    lit = augment.jittered(images, 0.25, torch.Generator().manual_seed(0))
     assert lit.shape == images.shape and lit.min() >= 0 and lit.max() <= 255
     shift = (lit - images.float()).mean((1, 2, 3))
     assert shift.abs().max() <= 0.25 * 128 + 1e-3 and shift.std() > 5  # drawn per image
@@ -369,7 +370,29 @@ def test_an_autoencoder_saved_before_thresholds_existed_hashes_as_the_paper(tmp_
     path = tmp_path / "old.pt"
     state = {k: v for k, v in net.state_dict().items() if k not in ("normalize", "threshold")}
     torch.save({"state_dict": state, "info": {}}, path)
-    loaded, _ = dedup.load_autoencoder(path)
+    loaded, _ = autoencoder.load_autoencoder(path)
     images = torch.stack([data[i][0] for i in range(20)])
     assert not loaded.threshold.any() and not loaded.normalize
     assert np.array_equal(loaded.hash(images), net.hash(images))
+
+
+class _RunsCode:
+    """Unpickled by a plain unpickler, this writes ``marker``: what a malicious autoencoder file could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('ran')",)
+
+
+def test_an_autoencoder_file_that_would_run_code_is_refused(tmp_path, digits):
+    _, net, _ = digits
+    path, marker = tmp_path / "evil.pt", tmp_path / "ran"
+    torch.save({"state_dict": net.state_dict(), "info": {"note": _RunsCode(marker)}}, path)
+    torch.load(path, weights_only=False)  # the file is what it claims: plain unpickling runs its code
+    assert marker.read_text() == "ran"
+    marker.unlink()
+    with pytest.raises(DCGANError, match="evil.pt: not a hashing autoencoder"):
+        autoencoder.load_autoencoder(path)
+    assert not marker.exists()

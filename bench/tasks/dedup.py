@@ -3,11 +3,12 @@
 Protocol:
 1. The data set's ``split`` at 32x32 (resized, centre-cropped), 3 channels; with ``inject=k``, k
    edited copies of k distinct images are appended and their (source, copy) pairs are the ground truth.
-2. The hashing autoencoder (``bench.dedup.AERecipe``) trained on the original images (not the copies),
-   cached by the data's content fingerprint, transform, recipe and seed; or ``ae=PATH`` to reuse one.
+2. The hashing autoencoder (``bench.hashing.autoencoder.AERecipe``) trained on the original images (not
+   the copies), cached by the data's content fingerprint, transform, recipe and seed; or ``ae=PATH`` to reuse one.
 3. One streaming pass hashes every image with each method: ``ae-hash`` (128 bits, the paper's) and
    ``phash`` (imagehash's 64-bit pHash, the baseline). Undecodable images are reported and skipped.
-   With ``probe_shift=k`` every image is also hashed moved by 1..k px each way (``bench.dedup.probe_codes``).
+   With ``probe_shift=k`` every image is also hashed moved by 1..k px each way
+   (``bench.hashing.collection.probe_codes``).
 4. Per method and radius: pairs within that Hamming distance (with probes: a moved hash of one image
    within it of the other's hash counts too), clusters (connected components), the
    lowest index of a cluster kept and the rest flagged; with ``inject``, precision on pairs
@@ -31,9 +32,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.dedup import SIDE, AERecipe
+from bench.hashing.autoencoder import SIDE, AERecipe, autoencoder_for, load_autoencoder
+from bench.hashing.clusters import distance, star
+from bench.hashing.collection import hash_collection, phash, probe_codes
+from bench.hashing.search import search
 from bench.inject import EDIT_NAMES
-from bench.params import Params, param
+from bench.params import param
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.fsutil import atomic_path
@@ -43,7 +47,7 @@ SHEET_MEMBERS = 8  # images shown per cluster on the contact sheet
 
 
 @dataclass(frozen=True)
-class DedupParams(AERecipe, Params):
+class DedupParams(AERecipe):
     radius: tuple[int, ...] = param((0,), "ae-hash Hamming radii, a row set each; paper: 0, exact hash collisions",
                                     low=0, nonempty=True)
     phash_radius: tuple[int, ...] = param((0,), "pHash radii (64 bits)", low=0, nonempty=True)
@@ -78,7 +82,6 @@ class Dedup(Task):
     default_dataset = "folder"
 
     def run(self, ctx: RunContext, p: DedupParams) -> list[Measurement]:
-        from bench import dedup
         from bench.inject import Injected, score
         from dcgan.data import load_dataset
 
@@ -88,16 +91,16 @@ class Dedup(Task):
         hashers, ae_info = {}, {}
         if "ae-hash" in p.methods:
             if p.ae:
-                net, ae_info = dedup.load_autoencoder(p.ae)
+                net, ae_info = load_autoencoder(p.ae)
                 ae_info = {**ae_info, "ae": p.ae, "ae_source": "given"}
             else:
-                net, ae_info = dedup.autoencoder_for(data, AERecipe.of(p), ctx.seed, p.chunk)
+                net, ae_info = autoencoder_for(data, AERecipe.of(p), ctx.seed, p.chunk)
             hashers["ae-hash"] = net.hash
         if "phash" in p.methods:
-            hashers["phash"] = dedup.phash
+            hashers["phash"] = phash
         if p.probe_shift:
-            hashers.update({f"{m} probes": partial(dedup.probe_codes, fn, k=p.probe_shift) for m, fn in hashers.items()})
-        hashed = dedup.hash_collection(collection, hashers, p.chunk)
+            hashers.update({f"{m} probes": partial(probe_codes, fn, k=p.probe_shift) for m, fn in hashers.items()})
+        hashed = hash_collection(collection, hashers, p.chunk)
         for _, reason in hashed.skipped:
             tqdm.write(f"skipped: {reason}", file=sys.stderr)
         truth = {}
@@ -113,16 +116,16 @@ class Dedup(Task):
             bits = codes.shape[1] * 8
             for r in p.radius if method == "ae-hash" else p.phash_radius:
                 t0 = time.perf_counter()
-                matches = dedup.search(codes, r, p.index, p.nprobe, ctx.seed, probes=probes)
+                matches = search(codes, r, p.index, p.nprobe, ctx.seed, probes=probes)
                 clusters = matches.clusters()
                 if p.cluster_rule == "star":
-                    clusters = dedup.star(clusters, codes, r, probes)
-                search = time.perf_counter() - t0
+                    clusters = star(clusters, codes, r, probes)
+                search_seconds = time.perf_counter() - t0
                 values = {"images": len(hashed.ids), "images_skipped": len(hashed.skipped), "pairs": len(matches),
                           "clusters": len(clusters), "flagged": len(clusters.flagged)}
                 seconds = {"seconds_read": hashed.seconds["read"],
                            "seconds_hash": hashed.seconds[method] + hashed.seconds.get(f"{method} probes", 0.0),
-                           "seconds_search": search}
+                           "seconds_search": search_seconds}
                 if method == "ae-hash":  # 0 when the autoencoder came from the cache or ae=PATH
                     seconds["seconds_train"] = ae_info["train_seconds"] if ae_info["ae_source"] == "trained" else 0.0
                 if p.inject:
@@ -136,13 +139,12 @@ class Dedup(Task):
                 clustered.append((method, r, clusters, codes, probes))
                 shown = ", ".join(f"{k} {values[k]:.3g}" for k in ("pairs", "flagged", "precision", "recall")
                                   if k in values)
-                tqdm.write(f"{method} r={r}: {shown} ({search:.1f} s search)", file=sys.stderr)
+                tqdm.write(f"{method} r={r}: {shown} ({search_seconds:.1f} s search)", file=sys.stderr)
         self._write(ctx, p, collection, hashed, clustered)
         return out
 
     def _write(self, ctx, p, collection, hashed, clustered) -> None:
         """The clusters CSV, the contact sheet and, if any image was skipped, the skipped list."""
-        from bench.dedup import distance
         from bench.plot import GREEN, RED, contact_sheet
 
         with atomic_path(ctx.artifact("clusters.csv")) as tmp, open(tmp, "w", newline="") as f:
