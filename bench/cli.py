@@ -289,8 +289,7 @@ def list_cmd():
         params = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(task.Params))
         click.echo(f"  {'':22s} params: {params}")
     click.echo("data sets:")
-    for name in sorted(DATASETS):
-        spec = DATASETS[name]
+    for name, spec in DATASETS.items():
         click.echo(f"  {name:22s} {'/'.join(spec.splits):18s} {spec.description}")
 
 

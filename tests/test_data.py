@@ -1,4 +1,4 @@
-"""Tests of dcgan/data.py on tiny files written in each data set's real format (tests/fixtures_data.py)."""
+"""Tests of dcgan/data/ on tiny files written in each data set's real format (tests/fixtures_data.py)."""
 from __future__ import annotations
 
 import pickle
@@ -9,9 +9,9 @@ import PIL.Image
 import pytest
 import torch
 
-from dcgan import data
 from dcgan.data import (DATASETS, FileImageDataset, ImageDataset, TensorImageDataset, dataset_names, get_spec,
-                        load_dataset)
+                        load_dataset, register_dataset)
+from dcgan.data.pixels import to_channels
 from dcgan.errors import DataError
 from dcgan.fsutil import cache_dir
 from fixtures_data import FORMATS, Fixture, encode, make_cifar10_jpg, make_folder, two_tone, write_lmdb
@@ -38,6 +38,14 @@ def test_registry_lists_every_data_set_with_its_splits():
     assert get_spec("svhn").splits == ("train", "test", "extra")
     assert get_spec("lsun").num_classes is None and get_spec("folder").splits == ("train",)
     assert all(spec.name == name and spec.description for name, spec in DATASETS.items())
+
+
+def test_registering_a_data_set_name_twice_is_refused():
+    mnist = get_spec("mnist")
+    with pytest.raises(ValueError, match=r"^data set 'mnist' registered twice$"):
+        register_dataset("mnist", splits=("train",), channels=3, num_classes=None, description="another")(
+            lambda root, split, download: None)
+    assert get_spec("mnist") is mnist
 
 
 def test_every_data_set_that_reads_files_has_a_test_fixture():
@@ -108,7 +116,7 @@ def test_channel_conversion(format_id, tmp_path):
 
 def test_rgb_to_grey_uses_pils_weights_exactly():
     rgb = torch.randint(0, 256, (50, 3, 4, 4), dtype=torch.uint8)
-    grey = data._to_channels(rgb, 1)
+    grey = to_channels(rgb, 1)
     for image, g in zip(rgb, grey):
         pil = PIL.Image.fromarray(image.permute(1, 2, 0).numpy()).convert("L")
         assert torch.equal(g[0], torch.from_numpy(np.array(pil)))
