@@ -1,8 +1,8 @@
 """CIFAR-10: the official python batches (downloadable), or an image-folder export decoded once.
 
 The batches are read here (``dcgan.data.batches``) rather than by torchvision's CIFAR10 class, which
-refuses any file whose md5 differs from the official one (a re-export, or a tiny test fixture); only
-its download URL and checksum are used.
+refuses any file whose md5 differs from the official one (a re-export, or a tiny test fixture) and
+unpickles them without restriction; only its download URL and checksum are used.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def _load_image_folder_arrays(root: Path, split: str, num_classes: int) -> Array
     key = repr((_ARRAY_CACHE_VERSION, str(root.resolve()), split, stats))
     cached = cache_dir() / "arrays" / f"{hashlib.sha256(key.encode()).hexdigest()}.npz"
     if cached.is_file():
-        with np.load(cached) as z:
+        with np.load(cached, allow_pickle=False) as z:
             return Arrays(torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]), source="folder-")
     images = _decode_same_size(paths, split_dir)
     with atomic_path(cached) as tmp, open(tmp, "wb") as f:
