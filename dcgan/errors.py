@@ -21,3 +21,9 @@ class CheckpointError(DCGANError):
 
 class ConfigError(DCGANError):
     """A model or training setting is out of range or inconsistent."""
+
+
+def one_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type when empty): the reason in a one-line error."""
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -10,7 +10,9 @@ families all register the same way::
 
 ``register(name)`` sets the object's ``name`` attribute when it has none of its own (a class, a
 plain object), so a name is written once; registering a name twice is an error rather than a
-silent overwrite, and an unknown name gets a "did you mean" with the known names.
+silent overwrite, and an unknown name gets a "did you mean" with the known names, raised as the
+table's ``error`` (a ``DCGANError`` subclass, so a missing data set is a ``DataError`` like every
+other problem with the data).
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, error: type[DCGANError] = DCGANError):
         self.kind = kind  # what an entry is, for messages: "task", "data set", ...
+        self.error = error  # raised for an unknown name
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -52,7 +55,7 @@ class Registry(Generic[T]):
         if name not in self._items:
             close = difflib.get_close_matches(str(name), self._items, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise DCGANError(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(self.names())}")
+            raise self.error(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(self.names())}")
         return self._items[name]
 
     def names(self) -> list[str]:

@@ -93,6 +93,26 @@ def write_pickled_batch(path: Path, items, side: int, *, bytes_keys: bool, label
     path.write_bytes(pickle.dumps(batch, protocol=2))
 
 
+def python2_batch_pickle(rows: np.ndarray, labels: list[int]) -> bytes:
+    """The bytes Python 2's cPickle (protocol 2) wrote for CIFAR-10's batch dicts, which Python 3 cannot
+    write: keys and the array's raw bytes are Python 2 strs, the array is rebuilt by numpy 1's
+    ``numpy.core.multiarray._reconstruct`` (``rows``: N×D uint8; labels < 65536)."""
+    def s(b: bytes) -> bytes:  # SHORT_BINSTRING / BINSTRING: a Python 2 str
+        return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<I", len(b)) + b
+
+    def i(n: int) -> bytes:  # BININT1 / BININT2
+        return b"K" + bytes([n]) if n < 256 else b"M" + struct.pack("<H", n)
+
+    n, d = rows.shape
+    dtype = (b"cnumpy\ndtype\n" + s(b"u1") + i(0) + i(1) + b"\x87R"  # dtype('u1', 0, 1), then its state:
+             + b"(" + i(3) + s(b"|") + b"NNN" + b"J\xff\xff\xff\xff" * 2 + i(0) + b"tb")
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + i(0) + b"\x85" + s(b"b") + b"\x87R"
+             + b"(" + i(1) + i(n) + i(d) + b"\x86" + dtype + b"\x89" + s(np.ascontiguousarray(rows, np.uint8).tobytes())
+             + b"tb")
+    return (b"\x80\x02}(" + s(b"batch_label") + s(b"testing batch 1 of 1") + s(b"data") + array
+            + s(b"labels") + b"](" + b"".join(i(label) for label in labels) + b"eu.")
+
+
 def write_lmdb(path: Path, items, h: int, w: int) -> list[bytes]:
     """An LSUN-style lmdb: zero-padded keys -> JPEG bytes. Returns the keys in order."""
     import lmdb

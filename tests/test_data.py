@@ -1,7 +1,9 @@
-"""Tests of dcgan/data.py on tiny files written in each data set's real format (tests/fixtures_data.py)."""
+"""Tests of dcgan/data/ on tiny files written in each data set's real format (tests/fixtures_data.py)."""
 from __future__ import annotations
 
+import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +11,13 @@ import PIL.Image
 import pytest
 import torch
 
-from dcgan import data
 from dcgan.data import (DATASETS, FileImageDataset, ImageDataset, TensorImageDataset, dataset_names, get_spec,
-                        load_dataset)
+                        load_dataset, register_dataset)
+from dcgan.data.pixels import to_channels
 from dcgan.errors import DataError
 from dcgan.fsutil import cache_dir
-from fixtures_data import FORMATS, Fixture, encode, make_cifar10_jpg, make_folder, two_tone, write_lmdb
+from fixtures_data import (FORMATS, Fixture, encode, make_cifar10_jpg, make_folder, python2_batch_pickle, two_tone,
+                           write_lmdb)
 
 TOLERANCE = 6  # grey levels: JPEG and resampling blur the colour edge a little
 
@@ -38,6 +41,14 @@ def test_registry_lists_every_data_set_with_its_splits():
     assert get_spec("svhn").splits == ("train", "test", "extra")
     assert get_spec("lsun").num_classes is None and get_spec("folder").splits == ("train",)
     assert all(spec.name == name and spec.description for name, spec in DATASETS.items())
+
+
+def test_registering_a_data_set_name_twice_is_refused():
+    mnist = get_spec("mnist")
+    with pytest.raises(ValueError, match=r"^data set 'mnist' registered twice$"):
+        register_dataset("mnist", splits=("train",), channels=3, num_classes=None, description="another")(
+            lambda root, split, download: None)
+    assert get_spec("mnist") is mnist
 
 
 def test_every_data_set_that_reads_files_has_a_test_fixture():
@@ -108,7 +119,7 @@ def test_channel_conversion(format_id, tmp_path):
 
 def test_rgb_to_grey_uses_pils_weights_exactly():
     rgb = torch.randint(0, 256, (50, 3, 4, 4), dtype=torch.uint8)
-    grey = data._to_channels(rgb, 1)
+    grey = to_channels(rgb, 1)
     for image, g in zip(rgb, grey):
         pil = PIL.Image.fromarray(image.permute(1, 2, 0).numpy()).convert("L")
         assert torch.equal(g[0], torch.from_numpy(np.array(pil)))
@@ -350,6 +361,74 @@ def test_failed_download_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
     with pytest.raises(DataError, match=r"^could not download mnist to .*\(Error downloading train-images-idx3-ubyte.gz:\)$"):
         load_dataset("mnist", root=tmp_path, download=True)
+
+
+# ---- batch files are unpickled with a restricted unpickler -------------------------------------------
+
+def _cifar_test_batch(tmp_path) -> tuple[Fixture, Path, dict]:
+    """The CIFAR-10 fixture, its test batch's path and that batch as plain pickle reads it."""
+    _, fx = build("cifar10-batches", tmp_path)
+    path = fx.root / "cifar-10-batches-py" / "test_batch"
+    return fx, path, pickle.loads(path.read_bytes(), encoding="latin1")
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.DEFAULT_PROTOCOL, pickle.HIGHEST_PROTOCOL])
+def test_batch_pickled_by_python3_at_any_protocol_loads(protocol, tmp_path):
+    """A batch as pickle.dump writes it (bytes keys, a uint8 array, a list of labels), read as CIFAR's are."""
+    fx, path, batch = _cifar_test_batch(tmp_path)
+    expected = load_dataset("cifar10", "test", root=fx.root)
+    with open(path, "wb") as f:
+        pickle.dump({b"batch_label": b"testing batch 1 of 1", b"data": batch[b"data"],
+                     b"labels": [int(k) for k in batch[b"labels"]], b"filenames": batch[b"filenames"]}, f,
+                    protocol=protocol)
+    ds = load_dataset("cifar10", "test", root=fx.root)
+    assert torch.equal(ds.images, expected.images) and ds.labels.tolist() == [9, 0, 5]
+
+
+def test_batch_pickled_by_python2_and_numpy1_loads(tmp_path):
+    """The official files: Python 2 strs for keys and array bytes, numpy.core.multiarray._reconstruct."""
+    fx, path, batch = _cifar_test_batch(tmp_path)
+    expected = load_dataset("cifar10", "test", root=fx.root)
+    path.write_bytes(python2_batch_pickle(batch[b"data"], batch[b"labels"]))
+    ds = load_dataset("cifar10", "test", root=fx.root)
+    assert torch.equal(ds.images, expected.images) and ds.labels.tolist() == [9, 0, 5]
+
+
+class _CreatesFile:
+    """Pickles into a call that creates ``marker`` when unpickled, as a crafted batch file would."""
+
+    def __init__(self, marker: Path, how: str):
+        self.marker, self.how = marker, how
+
+    def __reduce__(self):
+        if self.how == "os.system":
+            return os.system, (f"touch '{self.marker}'",)
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+@pytest.mark.parametrize("how", ["os.system", "exec"])
+@pytest.mark.parametrize("format_id, split, batch_file", [
+    ("cifar10-batches", "test", "cifar-10-batches-py/test_batch"),
+    ("imagenet-downsampled", "val", "val_data"),
+])
+def test_crafted_batch_pickle_runs_no_code(format_id, split, batch_file, how, tmp_path):
+    name, fx = build(format_id, tmp_path)
+    marker = tmp_path / "pwned"
+    path = fx.root / batch_file
+    path.write_bytes(pickle.dumps({b"data": _CreatesFile(marker, how), b"labels": [1]}, protocol=2))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: refusing to unpickle \w+\.(system|exec);"):
+        load_dataset(name, split, root=fx.root)
+    assert not marker.exists()
+
+
+def test_npz_batch_with_pickled_objects_is_refused(tmp_path):
+    name, fx = build("imagenet-downsampled-npz", tmp_path)
+    marker = tmp_path / "pwned"
+    path = fx.root / "val_data.npz"
+    np.savez(path, data=np.array([_CreatesFile(marker, "exec")], dtype=object), labels=np.array([1]))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: cannot read batch file \(Object arrays"):
+        load_dataset(name, "val", root=fx.root)
+    assert not marker.exists()
 
 
 # ---- real data (opt-in) ----------------------------------------------------------------------------------

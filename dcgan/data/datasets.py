@@ -1,0 +1,197 @@
+"""The two flavours of image data set, and what loaders return before a data set is built.
+
+Item ``i`` of either flavour is a ``(uint8 tensor C×S×S, int label)`` pair (label -1 when
+unlabeled) at the image size and number of channels the caller asked for.
+
+- ``TensorImageDataset`` holds every image in memory, already resized: small data sets are loaded,
+  subset and resized once, batched, so that training can index them on the device without a
+  DataLoader. Loaders return them as ``Arrays``.
+- ``FileImageDataset`` decodes one file (or one lmdb record, ``LmdbImageDataset``) per item, for
+  collections too big for RAM; it is picklable for DataLoader workers. Loaders return them as ``Files``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from dcgan.data import pixels
+from dcgan.data.lmdb_env import lmdb_env
+from dcgan.errors import DataError
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Attributes shared by both flavours; ``transform_id`` names the pixel pipeline.
+
+    ``transform_id`` changes whenever the pixels produced would change (size, channels, resize
+    method, source format), so consumers can key caches of derived data (e.g. FID statistics) on
+    ``(name, split, transform_id)``. The subset is not part of it.
+    """
+
+    def __init__(self, *, name: str, split: str, channels: int, image_size: int,
+                 num_classes: int | None, labels: torch.Tensor | None, transform_id: str):
+        self.name = name
+        self.split = split
+        self.channels = channels
+        self.image_size = image_size
+        self.num_classes = num_classes
+        self.labels = labels
+        self.transform_id = transform_id
+
+    def _label(self, i: int) -> int:
+        return -1 if self.labels is None else int(self.labels[i])
+
+    def item_name(self, i: int) -> str:
+        """What a user finds item ``i`` by (in error messages and reports): here its index."""
+        return str(i)
+
+    def fingerprint(self) -> str:
+        """A sha256 that changes whenever the images served would change (files, subset, transform):
+        the identity of this data in caches of numbers derived from its pixels (e.g. FID statistics)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.name!r}, split={self.split!r}, n={len(self)}, "
+                f"{self.channels}x{self.image_size}x{self.image_size}, {self.transform_id})")
+
+
+class TensorImageDataset(ImageDataset):
+    """All images in memory as one uint8 tensor N×C×S×S, at the final size and channels."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, *, name: str, split: str,
+                 num_classes: int | None, transform_id: str):
+        super().__init__(name=name, split=split, channels=images.shape[1], image_size=images.shape[-1],
+                         num_classes=num_classes, labels=labels, transform_id=transform_id)
+        self.images = images
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i], self._label(i)
+
+    def fingerprint(self) -> str:
+        """The hash of the pixels themselves: in memory, that is cheaper than any doubt about them."""
+        h = hashlib.sha256(repr(tuple(self.images.shape)).encode())
+        h.update(self.images.contiguous().numpy().data)
+        return h.hexdigest()
+
+
+def _file_identity(path: str | os.PathLike) -> bytes:
+    """A file's absolute path, size and modification time: what a content fingerprint can afford to
+    read when hashing the bytes would cost as much as decoding them."""
+    st = os.stat(path)
+    return f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
+
+
+class FileImageDataset(ImageDataset):
+    """Images decoded per item from files: converted to RGB or L, short side resized, centre-cropped.
+
+    This is torchvision's DCGAN example pipeline (Resize + CenterCrop, antialiased), on collections
+    too big to hold in memory. ``items`` are file paths (lmdb keys in ``LmdbImageDataset``).
+    """
+
+    def __init__(self, items: list, labels: torch.Tensor | None, *, name: str, split: str,
+                 num_classes: int | None, image_size: int, channels: int):
+        super().__init__(name=name, split=split, channels=channels, image_size=image_size,
+                         num_classes=num_classes, labels=labels,
+                         transform_id=f"pil-{pixels.transform_id(image_size, channels)}")
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        source, where = self._source(i)
+        image = pixels.decode_image(source, where, "L" if self.channels == 1 else "RGB")
+        return TF.pil_to_tensor(pixels.resize_crop(image, self.image_size)), self._label(i)
+
+    def fingerprint(self) -> str:
+        """The hash of every file's path, size and modification time, and the transform (decoding every
+        file to hash its pixels would cost as much as using them)."""
+        h = hashlib.sha256(self.transform_id.encode())
+        for path in self.items:
+            h.update(_file_identity(path))
+        return h.hexdigest()
+
+    def item_name(self, i: int) -> str:
+        return str(self.items[i])
+
+    def _source(self, i: int) -> tuple[str | io.BytesIO, str]:
+        """What PIL opens for item ``i``, and how to name it in an error."""
+        return self.items[i], self.item_name(i)
+
+
+class LmdbImageDataset(FileImageDataset):
+    """A FileImageDataset whose items are keys of an lmdb of encoded images (LSUN's format)."""
+
+    def __init__(self, lmdb_path: str | os.PathLike, keys: list[bytes], **kwargs):
+        super().__init__(keys, None, **kwargs)
+        self.lmdb_path = str(lmdb_path)
+
+    def fingerprint(self) -> str:
+        """The hash of the lmdb's data file (path, size, modification time), the keys and the transform."""
+        h = hashlib.sha256(self.transform_id.encode())
+        h.update(_file_identity(Path(self.lmdb_path) / "data.mdb"))
+        for key in self.items:
+            h.update(key + b"\n")
+        return h.hexdigest()
+
+    def item_name(self, i: int) -> str:
+        return f"{self.lmdb_path}[{self.items[i].decode(errors='replace')}]"
+
+    def _source(self, i: int) -> tuple[io.BytesIO, str]:
+        where = self.item_name(i)
+        with lmdb_env(self.lmdb_path).begin(write=False) as txn:
+            value = txn.get(self.items[i])
+        if value is None:
+            raise DataError(f"{where}: key not found in the lmdb")
+        return io.BytesIO(value), where
+
+
+# ---- what loaders return --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Arrays:
+    """An in-memory data set at its native size: uint8 images N×C×H×W and int64 labels."""
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    source: str = ""  # prefix for transform_id when a data set has several source formats
+
+    def build(self, keep: torch.Tensor | None, channels: int | None, image_size: int, **meta) -> TensorImageDataset:
+        images, labels = self.images, self.labels
+        if keep is not None:
+            images = images[keep]
+            labels = None if labels is None else labels[keep]
+        images = pixels.resize_batch(pixels.to_channels(images, channels or images.shape[1]), image_size)
+        transform_id = self.source + pixels.transform_id(image_size, images.shape[1])
+        return TensorImageDataset(images.contiguous(), labels, transform_id=transform_id, **meta)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+@dataclass(frozen=True)
+class Files:
+    """A lazy data set: image file paths (or lmdb keys when ``lmdb`` is set) and labels."""
+    items: list
+    labels: torch.Tensor | None
+    lmdb: Path | None = None
+
+    def build(self, keep: torch.Tensor | None, channels: int | None, image_size: int, **meta) -> FileImageDataset:
+        items, labels = self.items, self.labels
+        if keep is not None:
+            items = [items[i] for i in keep.tolist()]
+            labels = None if labels is None else labels[keep]
+        kwargs = dict(image_size=image_size, channels=channels or 3, **meta)
+        if self.lmdb is not None:
+            return LmdbImageDataset(self.lmdb, items, **kwargs)
+        return FileImageDataset(items, labels, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.items)
