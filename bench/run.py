@@ -96,7 +96,7 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
     path = upsert(Path(results_dir) / f"{task}.csv", rows)
     figure = None
     if len({m.ckpt for m in measurements if m.ckpt}) > 1:
-        from bench.plot import plot_vs_step
+        from bench.pictures import plot_vs_step
 
         figure = plot_vs_step(measurements, Path(results_dir) / f"{task}-{run_id}.png",
                               title=f"{task} on {dataset}: {ckpt}")

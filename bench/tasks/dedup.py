@@ -139,7 +139,7 @@ class Dedup(Task):
     def _write(self, ctx, p, collection, hashed, clustered) -> None:
         """The clusters CSV, the contact sheet and, if any image was skipped, the skipped list."""
         from bench.dedup import distance
-        from bench.plot import GREEN, RED, contact_sheet
+        from bench.pictures import GREEN, RED, contact_sheet
 
         with atomic_path(f"{ctx.outputs}_clusters.csv") as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)

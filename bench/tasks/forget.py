@@ -183,7 +183,7 @@ def _locations(acts: torch.Tensor, inside: np.ndarray, samples: np.ndarray, nega
 def _numbered_sheet(images: torch.Tensor, boxes, path: Path) -> None:
     """Every sample with its index (the ``sample`` column of the boxes CSV) and its boxes outlined in red."""
     from bench.features import to_uint8
-    from bench.plot import contact_sheet
+    from bench.pictures import contact_sheet
 
     tiles = to_uint8(images).expand(-1, 3, -1, -1).clone()
     for i, x0, y0, x1, y1 in boxes:
@@ -201,7 +201,7 @@ def _pairs_sheet(images: torch.Tensor, edited: torch.Tensor, held: np.ndarray, s
                  path: Path) -> None:
     """``show`` samples, the held-out boxed ones first, each beside its twin drawn without the dropped maps."""
     from bench.features import to_uint8
-    from bench.plot import GREEN, contact_sheet
+    from bench.pictures import GREEN, contact_sheet
 
     held = set(held.tolist())
     order = [*sorted(held), *(i for i in range(len(images)) if i not in held)][:show]

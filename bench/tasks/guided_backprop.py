@@ -127,7 +127,7 @@ class GuidedBackprop(Task):
                                     features=f"{layer}/f{c}", extra=extra),
                         Measurement("mean_response", r[:, c].mean().item(), split=p.split, model=model,
                                     features=f"{layer}/f{c}", extra=extra)]
-        from bench.plot import contact_sheet
+        from bench.pictures import contact_sheet
 
         contact_sheet(rows, ctx.figure("maps.png"), tile=max(64, cfg.image_size))
         return out

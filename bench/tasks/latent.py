@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from bench.plot import save_png
+from bench.pictures import save_png
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.checkpoint import fingerprint

@@ -127,7 +127,7 @@ def _rows(fake: np.ndarray, real: np.ndarray, space: str, p: MemorisationParams,
 
 
 def _neighbour_sheet(samples: torch.Tensor, dist: np.ndarray, idx: np.ndarray, train, path: Path) -> None:
-    from bench.plot import GREEN, contact_sheet
+    from bench.pictures import GREEN, contact_sheet
 
     rows = [[(s, f"sample {i}", GREEN), *((train[int(j)][0], f"#{j} {d:.2f}", None) for j, d in zip(js, ds))]
             for i, (s, js, ds) in enumerate(zip(samples, idx, dist))]
@@ -136,7 +136,7 @@ def _neighbour_sheet(samples: torch.Tensor, dist: np.ndarray, idx: np.ndarray, t
 
 def _histograms(found: dict[str, tuple[np.ndarray, np.ndarray]], p: MemorisationParams, path: Path) -> None:
     """Per space, the nearest-training-image distances of the samples and of the held-out images."""
-    from bench.plot import pyplot, save_figure
+    from bench.pictures import pyplot, save_figure
 
     fig, axes = pyplot().subplots(1, len(found), figsize=(4.5 * len(found), 3.4), squeeze=False)
     for ax, (space, (fake, real)) in zip(axes[0], found.items()):
