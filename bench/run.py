@@ -5,7 +5,8 @@ make a RunContext (device, seed, data, checkpoint), call ``task.run(ctx, params)
 returned Measurements into rows carrying every provenance column, and upsert them into
 ``results/<task>.csv`` (a re-run replaces its own rows, keyed by a hash of its inputs). A run that
 measured several checkpoints of one training run also gets a plot of its metrics against the
-training step, ``results/<task>-<run_id>.png``.
+training step, ``results/<task>-<run_id>.png``. A task that returns a ``NextStep`` (the user has to
+act first) writes no rows; its message is the result's ``message``.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pathlib import Path
 import bench.tasks  # noqa: F401  (registers every task)
 from bench.features import FeatureCache
 from bench.results import Measurement, upsert
-from bench.tasks.base import TASKS, RunContext, check_dataset, make_params
+from bench.tasks.base import TASKS, NextStep, RunContext, check_dataset, make_params
 from dcgan.checkpoint import fingerprint
 from dcgan.device import resolve_device, seed_everything
 from dcgan.errors import CheckpointError, ConfigError
@@ -37,6 +38,7 @@ class RunResult:
     cache_hits: int
     cache_misses: int
     figure: Path | None = None  # metrics vs training step, when the run measured several checkpoints
+    message: str = ""  # what to do next, when the task stopped for the user's input (a NextStep: no rows)
 
 
 def package_versions() -> dict[str, str]:
@@ -81,6 +83,9 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
     t0 = time.perf_counter()
     measurements = task_cls().run(ctx, params)
     seconds = time.perf_counter() - t0
+    table = Path(results_dir) / f"{task}.csv"
+    if isinstance(measurements, NextStep):
+        return RunResult(task, [], table, seconds, ctx.cache.hits, ctx.cache.misses, message=measurements.message)
 
     common = {
         "run_id": run_id, "task": task, "task_version": task_cls.version, "dataset": dataset,
@@ -93,7 +98,7 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
              "draw": m.draw, "metric": m.metric, "value": repr(float(m.value)),
              "params": json.dumps({**params_dict, "precision": precision, **m.extra}, sort_keys=True, default=str)}
             for m in measurements]
-    path = upsert(Path(results_dir) / f"{task}.csv", rows)
+    path = upsert(table, rows)
     figure = None
     if len({m.ckpt for m in measurements if m.ckpt}) > 1:
         from bench.pictures import plot_vs_step

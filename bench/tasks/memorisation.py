@@ -64,7 +64,7 @@ class Memorisation(Task):
         if not ctx.d_ckpt.is_file():
             raise ConfigError(f"memorisation compares in a discriminator's feature space: {ctx.d_ckpt} does not "
                               "exist; pass --set d=PATH (a d.pt)")
-        G, gcfg = ctx.net("generator")
+        _, gcfg = ctx.net("generator")
         D, dcfg = ctx.net("discriminator")
         if (gcfg.image_size, gcfg.nc) != (dcfg.image_size, dcfg.nc):
             raise ConfigError(f"discriminator {ctx.d_ckpt} takes {dcfg.nc}x{dcfg.image_size}x{dcfg.image_size} "
@@ -74,9 +74,7 @@ class Memorisation(Task):
         control = ctx.split(p.control, gcfg.image_size, gcfg.nc)
         picked = np.sort(np.random.default_rng(ctx.seed).choice(len(control), min(p.n, len(control)), replace=False))
 
-        with torch.no_grad():
-            z = sample_z(p.n, gcfg, torch.Generator().manual_seed(ctx.seed))
-            samples = torch.cat([to_uint8(G(zb.to(ctx.device))).cpu() for zb in z.split(ctx.batch_size)])
+        samples = to_uint8(ctx.generate(sample_z(p.n, gcfg, torch.Generator().manual_seed(ctx.seed))))
         fakes = torch.utils.data.TensorDataset(samples, torch.zeros(len(samples)))
         spaces = {  # short name: (features column, training split's, control split's, samples')
             "pixels": ("pixels", ctx.features("raw-pixels", p.split, spec), ctx.features("raw-pixels", p.control, spec),
