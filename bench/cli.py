@@ -13,6 +13,9 @@ import click
 from dcgan.errors import DCGANError
 
 
+SAMPLE_BATCH = 256  # images `bench sample` draws at a time (`bench run`'s default --batch-size)
+
+
 class UserError(click.ClickException):
     exit_code = 2
 
@@ -124,19 +127,19 @@ def sample(ckpt, n, seed, device, out, numbers):
     """
     import torch
 
-    from bench.tasks.latent import numbered_grid
+    from bench.pictures import numbered_sheet
     from dcgan.checkpoint import load_net
     from dcgan.device import resolve_device
     from dcgan.fsutil import atomic_path
+    from dcgan.generate import generate
     from dcgan.nets import sample_z
     from dcgan.train import save_grid
 
     dev = resolve_device(device)
     G, cfg, _ = load_net(ckpt, "generator")
     z = sample_z(n, cfg, torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        x = G.to(dev)(z.to(dev))
-    (numbered_grid if numbers else save_grid)(x, out)
+    x = generate(G.to(dev), z, batch_size=SAMPLE_BATCH, device=dev)
+    (numbered_sheet if numbers else save_grid)(x, out)
     with atomic_path(f"{out}.z.pt") as tmp:
         torch.save(z, tmp)
     click.echo(f"wrote {out} ({n} samples) and {out}.z.pt")
@@ -200,6 +203,9 @@ def run(task, ckpt, dataset, data_root, split, real, fake, subset, seed, device,
                       overrides=_parse_sets(sets), recipe=recipe, results_dir=results_dir)
     from bench.report import summarize, to_markdown
 
+    if result.message:  # the task stopped for the user's input: no rows, what to do next
+        click.echo(result.message)
+        return
     click.echo(to_markdown(summarize(result.rows)))
     cached = (f"; features cached: {result.cache_hits} hit(s), {result.cache_misses} extracted"
               if result.cache_hits or result.cache_misses else "")  # tasks that never extract features

@@ -33,6 +33,7 @@ from dcgan.config import DCGANConfig
 from dcgan.data import ImageDataset
 from dcgan.device import autocast
 from dcgan.fsutil import cache_dir
+from dcgan.generate import generate
 from dcgan.nets import sample_z
 
 CACHE_VERSION = 1  # bump when the real side's features would change under the same cache-key fields
@@ -155,13 +156,13 @@ class GeneratorSamples(torch.utils.data.Dataset):
     """``n`` images of generator ``G`` as torch-fidelity takes them: uint8 3xSxS, grey repeated to RGB.
 
     z for all ``n`` images is drawn up front from ``seed``, so the images do not depend on the batch
-    size; they are made one batch at a time (no grad) as the loader walks the indices in order, so
-    50,000 samples never sit in memory at once.
+    size; they are made one batch at a time (``dcgan.generate``) as the loader walks the indices in
+    order, so 50,000 samples never sit in memory at once.
     """
 
     def __init__(self, G: torch.nn.Module, cfg: DCGANConfig, n: int, seed: int, device: torch.device,
                  batch_size: int = 256, precision: str = "fp32"):
-        self.G, self.device, self.batch_size, self.precision = G.eval(), device, batch_size, precision
+        self.G, self.device, self.batch_size, self.precision = G, device, batch_size, precision
         self.z = sample_z(n, cfg, torch.Generator().manual_seed(seed))
         self._batch: tuple[int, torch.Tensor | None] = (-1, None)
 
@@ -174,11 +175,9 @@ class GeneratorSamples(torch.utils.data.Dataset):
             self._batch = (b, self._make(b))
         return self._batch[1][i - b * self.batch_size]
 
-    @torch.no_grad()
     def _make(self, b: int) -> torch.Tensor:
-        z = self.z[b * self.batch_size: (b + 1) * self.batch_size].to(self.device)
-        with autocast(self.device, self.precision):
-            x = to_uint8(self.G(z)).cpu()
+        x = to_uint8(generate(self.G, self.z[b * self.batch_size: (b + 1) * self.batch_size],
+                              batch_size=self.batch_size, device=self.device, precision=self.precision))
         return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
 
 

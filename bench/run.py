@@ -6,6 +6,8 @@ returned Measurements into rows carrying every provenance column, and upsert the
 ``results/<task>.csv`` (a re-run replaces its own rows, keyed by a hash of its inputs). Files a run
 writes beside its rows go to ``results/<task>/<run_id>/``; a run that measured several checkpoints of
 one training run also gets a plot of its metrics against the training step there, ``vs-step.png``.
+A task that returns a ``NextStep`` (the user has to act first) writes no rows; its message is the
+result's ``message``.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from pathlib import Path
 import bench.tasks  # noqa: F401  (registers every task)
 from bench.features import FeatureCache
 from bench.results import Measurement, check_writable, upsert
-from bench.tasks.base import TASKS, RunContext, check_dataset, make_params
+from bench.tasks.base import TASKS, NextStep, RunContext, check_dataset, make_params
 from dcgan.checkpoint import fingerprint
 from dcgan.device import resolve_device, seed_everything
 from dcgan.errors import CheckpointError, ConfigError
@@ -37,6 +39,7 @@ class RunResult:
     cache_hits: int
     cache_misses: int
     figure: Path | None = None  # metrics vs training step, when the run measured several checkpoints
+    message: str = ""  # what to do next, when the task stopped for the user's input (a NextStep: no rows)
 
 
 def package_versions() -> dict[str, str]:
@@ -90,6 +93,8 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
     t0 = time.perf_counter()
     measurements = task_cls().run(ctx, params)
     seconds = time.perf_counter() - t0
+    if isinstance(measurements, NextStep):
+        return RunResult(task, [], table, seconds, ctx.cache.hits, ctx.cache.misses, message=measurements.message)
 
     common = {
         "run_id": run_id, "task": task, "task_version": task_cls.version, "dataset": dataset,
@@ -107,7 +112,7 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
     path = upsert(table, rows)
     figure = None
     if len({m.ckpt for m in measurements if m.ckpt}) > 1:
-        from bench.plot import plot_vs_step
+        from bench.pictures import plot_vs_step
 
         figure = plot_vs_step(measurements, ctx.artifact("vs-step.png"), title=f"{task} on {dataset}: {ckpt}")
     return RunResult(task, rows, path, seconds, ctx.cache.hits, ctx.cache.misses, figure)

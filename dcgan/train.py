@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -40,10 +41,12 @@ from dcgan.data import load_dataset
 from dcgan.device import PRECISIONS, autocast, keep_freed_memory, resolve_device, seed_everything
 from dcgan.errors import CheckpointError, ConfigError
 from dcgan.fsutil import atomic_path
+from dcgan.generate import generate
 from dcgan.nets import Discriminator, Generator, sample_z
 
 LOG_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2", "seconds")
 SAMPLE_GRID = 64
+GRID_PAD = 2  # pixels around and between the tiles of a sample grid
 
 
 @dataclass(frozen=True)
@@ -276,13 +279,9 @@ class Trainer:
                    f"{steps_run * self.cfg.batch_size / seconds:.0f} img/s, "
                    f"samples in {self.out / 'samples'}")
 
-    @torch.no_grad()
     def save_samples(self, path: Path) -> None:
-        self.G.eval()
-        with autocast(self.device, self.cfg.precision):
-            x = self.G(self.fixed_z.to(self.device)).float()
-        self.G.train()
-        save_grid(x, path)
+        save_grid(generate(self.G, self.fixed_z, batch_size=SAMPLE_GRID, device=self.device,
+                           precision=self.cfg.precision), path)
 
     # ---- the per-step log -------------------------------------------------------------------
     @property
@@ -327,16 +326,21 @@ def train(cfg: TrainConfig, out: str | os.PathLike, device: str = "auto", resume
     return trainer
 
 
+def grid_image(images: torch.Tensor, nrow: int | None = None):
+    """Images in [-1, 1] as one RGB PIL image: ``nrow`` tiles a row (default: a square), ``GRID_PAD``
+    black pixels around and between them, pixels rounded as torchvision's ``save_image`` rounds them."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    nrow = nrow or math.ceil(math.sqrt(len(images)))
+    grid = make_grid(images.cpu() * 0.5 + 0.5, nrow=nrow, padding=GRID_PAD)
+    return Image.fromarray(grid.mul(255).add(0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
+
+
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> None:
-    """Save images in [-1, 1] as one PNG grid, atomically."""
-    import math
-
-    from torchvision.utils import save_image
-
-    nrow = nrow or int(math.ceil(math.sqrt(images.shape[0])))
-    path = Path(path)
+    """Save images in [-1, 1] as one PNG grid (``grid_image``), atomically."""
     with atomic_path(path) as tmp:
-        save_image(images.cpu() * 0.5 + 0.5, tmp, nrow=nrow, padding=2, format="png")
+        grid_image(images, nrow).save(tmp, format="PNG")
 
 
 def _cpu(state: dict) -> dict:

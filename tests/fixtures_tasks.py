@@ -1,5 +1,6 @@
 """Small real data for the benchmark tasks: scikit-learn's handwritten digits written in each data
-set's own on-disk format, and tiny checkpoints saved through the real export path."""
+set's own on-disk format, tiny checkpoints saved through the real export path, and a tiny generator
+whose samples differ from z to z."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,7 @@ import numpy as np
 import scipy.io
 import torch
 import torch.nn.functional as F
+from torch import nn
 from sklearn.datasets import load_digits
 
 from dcgan.checkpoint import export_models
@@ -70,3 +72,20 @@ def tiny_checkpoints(out: Path, image_size: int = 32, nc: int = 1, seed: int = 0
     cfg = DCGANConfig(image_size=image_size, nc=nc, ngf=8, ndf=8)
     torch.manual_seed(seed)
     return export_models(out, cfg, Generator(cfg), Discriminator(cfg))
+
+
+def varied_generator(image_size: int = 32, nc: int = 1) -> Generator:
+    """A tiny G (ngf 8), in eval mode, whose images differ from z to z. A freshly initialised G
+    (tiny_checkpoints) draws the same flat grey for every z in eval mode (its unit running variances
+    shrink activations to ~1e-4), so no picture test could tell one z from another: here batch
+    norm's statistics are those of one batch of its own activations and the output layer is 5x stronger."""
+    cfg = DCGANConfig(image_size=image_size, nc=nc, ngf=8, ndf=8)
+    torch.manual_seed(0)
+    G = Generator(cfg)
+    for m in G.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None  # running statistics = the batch's
+    with torch.no_grad():
+        G.train()(torch.randn(256, cfg.nz, 1, 1))
+        G.main[-2].weight.mul_(5)
+    return G.eval()

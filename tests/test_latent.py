@@ -8,14 +8,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
-from torch import nn
 
 from bench.cli import main
 from bench.run import run
 from bench.tasks.latent import max_step_ratio, walk
 from dcgan.checkpoint import export_models, load_net
-from dcgan.config import DCGANConfig
-from dcgan.nets import Discriminator, Generator
+from dcgan.nets import Discriminator
+from fixtures_tasks import varied_generator
 
 
 def _bench(*args):
@@ -23,20 +22,9 @@ def _bench(*args):
 
 
 def tiny_generator(out, image_size: int = 32, nc: int = 1):
-    """A tiny G (ngf 8) whose images differ from z to z. A freshly initialised G (tiny_checkpoints)
-    draws the same flat grey for every z in eval mode (its unit running variances shrink activations
-    to ~1e-4), so no picture test could tell one z from another: here batch norm's statistics are
-    those of one batch of its own activations and the output layer is 5x stronger."""
-    cfg = DCGANConfig(image_size=image_size, nc=nc, ngf=8, ndf=8)
-    torch.manual_seed(0)
-    G = Generator(cfg)
-    for m in G.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None  # running statistics = the batch's
-    with torch.no_grad():
-        G.train()(torch.randn(256, cfg.nz, 1, 1))
-        G.main[-2].weight.mul_(5)
-    return export_models(out, cfg, G, Discriminator(cfg))[0]
+    """``varied_generator`` exported: its samples differ from z to z, so pictures can tell them apart."""
+    G = varied_generator(image_size, nc)
+    return export_models(out, G.cfg, G, Discriminator(G.cfg))[0]
 
 
 def _grid_size(rows: int, cols: int, side: int, scale: int = 1) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 maps), guided-backprop (D's features) and memorisation (nearest training images), each checked
 against an independent computation, run twice for determinism, and fed bad input."""
 import json
+import shlex
 import shutil
 
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 
 from bench.run import run as bench_run
 from bench.cli import main
+from bench.pictures import RED, numbered_sheet
 from bench.tasks.guided_backprop import _GuidedLeakyReLU, guided, guided_map
 from bench.tasks.memorisation import nearest
 from dcgan.checkpoint import export_models, load_net
@@ -112,14 +114,54 @@ def test_forget_finds_and_drops_a_planted_map(ckpts, tmp_path):
     assert values["pixel_change_inside"] > 0
 
 
-def test_forget_without_boxes_writes_the_numbered_samples_and_says_so(ckpts, tmp_path):
+def test_forget_without_boxes_writes_the_numbered_samples_and_says_what_to_do_next(ckpts, tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["run", "forget", "--ckpt", str(ckpts["g"]), "--set", "samples=7", "--device", "cpu",
                                   "--results", str(tmp_path)])
-    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert r.exit_code == 0, r.output
     [sheet] = (tmp_path / "forget").glob("*/samples.png")
-    assert str(sheet) in r.output.replace("\n", "")
+    assert str(sheet) in r.output and "sample,x0,y0,x1,y1" in r.output and "32x32" in r.output
+    assert not (tmp_path / "forget.csv").exists()  # nothing was measured
     with Image.open(sheet) as image:
-        assert image.size == (4 + 7 * 132, 4 + 144)  # one row of seven 128 px tiles, captions below
+        assert image.size == (4 * (7 * 34 + 2), 4 * (34 + 2))  # one row of seven 32 px samples, 4x enlarged
+    # the command it prints, run with boxes, draws the same samples and measures them
+    command = shlex.split(r.output.strip().splitlines()[-1])
+    assert command[:3] == ["bench", "run", "forget"] and "samples=7" in command and command[-1] == "boxes=boxes.csv"
+    (tmp_path / "boxes.csv").write_text(BOXES)
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, [*command[1:], "--device", "cpu", "--results", str(tmp_path / "next")])
+    assert r.exit_code == 0 and "heldout_accuracy" in r.output, r.output
+    [boxed] = (tmp_path / "next" / "forget").glob("*/samples.png")
+    first, second = (np.asarray(Image.open(path).convert("RGB")) for path in (sheet, boxed))
+    assert first.shape == second.shape and (first == second).all(-1).mean() > 0.9  # the same tiles, boxes added
+
+
+def test_the_numbered_sheet_outlines_boxes_along_their_inside_edge(tmp_path):
+    numbered_sheet(torch.zeros(3, 1, 8, 8), tmp_path / "s.png", columns=3, legible=32, boxes=[(1, 2, 4, 6, 7)])
+    red = (np.asarray(Image.open(tmp_path / "s.png").convert("RGB")) == RED).all(-1)
+    box = np.zeros((8, 8), bool)  # in pixels of the sample: x 2..5, y 4..6, its edge
+    box[4:7, 2:6] = True
+    box[5:6, 3:5] = False
+    expected = np.zeros_like(red)
+    x, y = 4 * 2 + 4 * 10, 4 * 2  # the second tile's corner: 2 px padding, 8 px tiles, 4x enlarged
+    expected[y: y + 32, x: x + 32] = box.repeat(4, 0).repeat(4, 1)
+    assert np.array_equal(red, expected)
+
+
+def test_forget_samples_at_the_runs_precision(ckpts, tmp_path, monkeypatch):
+    drawn = []  # the dtype G's images come out in: bfloat16 under bf16 autocast
+    forward = Generator.forward_with_intermediates
+
+    def spy(self, *args, **kwargs):
+        x, named = forward(self, *args, **kwargs)
+        drawn.append(x.dtype)
+        return x, named
+
+    monkeypatch.setattr(Generator, "forward_with_intermediates", spy)
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        drawn.clear()
+        result = _run("forget", ckpts, tmp_path / precision, precision=precision)
+        assert drawn == [dtype, dtype]  # the samples with their activations, then the edited samples
+        assert all(np.isfinite(float(r["value"])) for r in result.rows)
 
 
 @pytest.mark.parametrize("text,expected", [

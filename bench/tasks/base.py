@@ -1,8 +1,9 @@
 """The task base class, the TASKS registry and the RunContext a task works through.
 
 A task is mostly data: a frozen ``Params`` dataclass whose defaults cite their source, a default
-data set, and ``run(ctx, params) -> list[Measurement]``. Tasks never write result files: the runner
-(``bench.run``) adds provenance and writes.
+data set, and ``run(ctx, params) -> list[Measurement]`` (or a ``NextStep`` when the user has to act
+before anything can be measured). Tasks never write result files: the runner (``bench.run``) adds
+provenance and writes.
 """
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ import torch
 
 from bench.features import (FeatureCache, LayerSpec, extract_features, feature_key, pixel_features,
                             reestimate_batchnorm)
-from dcgan.registry import Registry
 from bench.params import Params, build
 from bench.results import Measurement
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.config import DCGANConfig
 from dcgan.data import get_spec, load_dataset
 from dcgan.errors import ConfigError, DataError
+from dcgan.generate import generate
 from dcgan.nets import Discriminator
+from dcgan.registry import Registry
 
 TASKS: Registry[type["Task"]] = Registry("task")
 
@@ -36,6 +38,15 @@ class Reference:
     metric: str
     value: float
     source: str
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What ``Task.run`` returns instead of measurements when the user has to act first (forget
+    without boxes: draw them on the sheet it wrote). The run writes no rows and succeeds; the
+    command line prints ``message``, which says what to do next."""
+
+    message: str
 
 
 class Task:
@@ -68,7 +79,7 @@ class Task:
     class Params(Params):
         pass
 
-    def run(self, ctx: "RunContext", params) -> list[Measurement]:
+    def run(self, ctx: "RunContext", params) -> list[Measurement] | NextStep:
         raise NotImplementedError
 
 
@@ -132,6 +143,12 @@ class RunContext:
             net, cfg, _ = load_net(path, kind)
             self._nets[kind, path] = (net.to(self.device), cfg)
         return self._nets[kind, path]
+
+    def generate(self, z: torch.Tensor, **options):
+        """``dcgan.generate.generate`` with the checkpoint's G, at the run's batch size, device and
+        precision (``options``: its masks and layers)."""
+        G, _ = self.net("generator")
+        return generate(G, z, batch_size=self.batch_size, device=self.device, precision=self.precision, **options)
 
     def split(self, split: str, image_size: int, channels: int):
         """One split of the run's data set, loaded once per run (labels, features and batch-norm

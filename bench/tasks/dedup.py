@@ -145,7 +145,7 @@ class Dedup(Task):
 
     def _write(self, ctx, p, collection, hashed, clustered) -> None:
         """The clusters CSV, the contact sheet and, if any image was skipped, the skipped list."""
-        from bench.plot import GREEN, RED, contact_sheet
+        from bench.pictures import GREEN, RED, contact_sheet
 
         with atomic_path(ctx.artifact("clusters.csv")) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)

@@ -7,15 +7,15 @@ new samples: windows vanished or turned into other objects. Here:
 
 1. ``n`` samples are drawn from the run's seed: the same z, so the same images, as
    ``bench sample --ckpt G --n N --seed S`` (index = position in that grid, row by row). Every run
-   writes them as a numbered sheet, ``samples.png``, with the boxes outlined; without ``boxes`` it
-   writes the sheet and stops, so the user can draw boxes on it.
+   writes them as a numbered sheet, ``samples.png``, with the boxes outlined; without ``boxes`` that
+   sheet is the run's result and the run ends saying how to draw boxes on it and go on.
 2. ``boxes``: a CSV with columns ``sample,x0,y0,x1,y1`` in pixels of the generated image, x1 and y1
    exclusive (a sample may have several boxes). A location of the layer's grid is inside when its
    centre is inside a box of its sample.
 3. The boxed samples are split (seeded) into a training and a held-out part. Logistic regression
    (scikit-learn, standardised activations) on the training part: every inside location and
    ``negatives`` times as many random outside locations of the same samples.
-4. Maps with a positive weight are dropped (``Generator.forward(z, masks)``); on the held-out
+4. Maps with a positive weight are dropped (``dcgan.generate``'s masks); on the held-out
    samples the run measures the regression's accuracy, the share of the layer's activation the
    dropped maps carried inside and outside the boxes, and the mean change of the image's pixels
    (grey levels in [0, 1]) inside and outside the boxes.
@@ -25,6 +25,8 @@ new samples: windows vanished or turned into other objects. Here:
 from __future__ import annotations
 
 import csv
+import dataclasses
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +34,15 @@ import numpy as np
 import torch
 
 from bench.params import Params, param
+from bench.pictures import GREEN, contact_sheet, numbered_sheet
 from bench.results import Measurement
-from bench.tasks.base import TASKS, RunContext, Task
+from bench.tasks.base import TASKS, NextStep, RunContext, Task
 from dcgan.errors import ConfigError
-from dcgan.nets import Generator, sample_z
+from dcgan.nets import sample_z
 
 BOX_COLUMNS = ("sample", "x0", "y0", "x1", "y1")
 SHEET_COLUMNS = 10  # samples per row of the numbered sheet
+SHEET_TILE = 128  # least tile side of the sheet: 4 screen pixels per pixel of a 32 px sample, to read coordinates off
 PAIRS_PER_ROW = 4  # (sample, edited) pairs per row of forget.png
 
 
@@ -66,17 +70,17 @@ class Forget(Task):
     reads_data = False  # the samples are the data
     Params = ForgetParams
 
-    def run(self, ctx: RunContext, p: ForgetParams) -> list[Measurement]:
+    def run(self, ctx: RunContext, p: ForgetParams) -> list[Measurement] | NextStep:
         G, cfg = ctx.net("generator")
         layer = p.layer or G.layer_names[-2]
         z = sample_z(p.samples, cfg, torch.Generator().manual_seed(ctx.seed))
-        images, acts = render(G, z, layer, ctx.batch_size, ctx.device)
+        images, acts = ctx.generate(z, layers=(layer,))
+        acts = acts[layer]
         boxes = read_boxes(p.boxes, p.samples, cfg.image_size) if p.boxes else []
-        sheet = ctx.artifact("samples.png")
-        _numbered_sheet(images, boxes, sheet)
+        sheet = numbered_sheet(images, ctx.artifact("samples.png"), columns=SHEET_COLUMNS, legible=SHEET_TILE,
+                               boxes=boxes)
         if not boxes:
-            raise ConfigError(f"forget needs --set boxes=CSV (columns {','.join(BOX_COLUMNS)}, pixels of the "
-                              f"{cfg.image_size}x{cfg.image_size} samples); the {p.samples} numbered samples are in {sheet}")
+            return NextStep(_how_to_go_on(ctx, p, sheet, cfg.image_size))
 
         in_box = box_mask(boxes, p.samples, cfg.image_size)  # (n, S, S) pixels
         centres = ((np.arange(acts.shape[-1]) + 0.5) * cfg.image_size / acts.shape[-1]).astype(int)
@@ -100,7 +104,7 @@ class Forget(Task):
         # standardising divides each weight by a positive scale: the signs, which choose the maps, are kept
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=p.logreg_c, max_iter=2000)).fit(X, y)
         drop = clf[-1].coef_[0] > 0
-        edited, _ = render(G, z, layer, ctx.batch_size, ctx.device, torch.from_numpy(~drop).float())
+        edited = ctx.generate(z, masks={layer: torch.from_numpy(~drop).float()})
 
         h = torch.from_numpy(held)
         share = acts[h][:, torch.from_numpy(drop)].sum(1) / acts[h].sum(1).clamp_min(1e-12)  # per location
@@ -119,20 +123,6 @@ class Forget(Task):
                  "heldout_positives": int(y_held.sum()), "dropped_maps": np.flatnonzero(drop).tolist()}
         return [Measurement(k, float(v), split="samples", model="generator", features=layer, details=extra)
                 for k, v in values.items()]
-
-
-@torch.no_grad()
-def render(G: Generator, z: torch.Tensor, layer: str, batch_size: int, device: torch.device,
-           mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """G's images (N, nc, S, S) in [-1, 1] and ``layer``'s activations (N, C, s, s), on the CPU, with
-    ``mask`` (C,) applied to ``layer``'s feature maps when given."""
-    masks = {layer: mask} if mask is not None else None
-    images, acts = [], []
-    for zb in z.split(batch_size):
-        x, named = G.forward_with_intermediates(zb.to(device), [layer], masks)
-        images.append(x.cpu())
-        acts.append(named[layer].cpu())
-    return torch.cat(images), torch.cat(acts)
 
 
 def read_boxes(path: str, n: int, side: int) -> list[tuple[int, int, int, int, int]]:
@@ -185,28 +175,25 @@ def _locations(acts: torch.Tensor, inside: np.ndarray, samples: np.ndarray, nega
     return X, np.r_[np.ones(len(pos), int), np.zeros(len(neg), int)]
 
 
-def _numbered_sheet(images: torch.Tensor, boxes, path: Path) -> None:
-    """Every sample with its index (the ``sample`` column of the boxes CSV) and its boxes outlined in red."""
-    from bench.features import to_uint8
-    from bench.plot import contact_sheet
-
-    tiles = to_uint8(images).expand(-1, 3, -1, -1).clone()
-    for i, x0, y0, x1, y1 in boxes:
-        outline = torch.zeros(tiles.shape[-2:], dtype=torch.bool)
-        outline[y0:y1, x0:x1] = True
-        outline[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = False
-        tiles[i][:, outline] = torch.tensor([255, 0, 0], dtype=torch.uint8)[:, None]
-    side = max(128, images.shape[-1])  # 4 screen pixels per pixel of a 32 px sample, to read coordinates off
-    rows = [[(tiles[i], f"#{i}", None) for i in range(s, min(s + SHEET_COLUMNS, len(tiles)))]
-            for s in range(0, len(tiles), SHEET_COLUMNS)]
-    contact_sheet(rows, path, tile=side)
+def _how_to_go_on(ctx: RunContext, p: ForgetParams, sheet: Path, side: int) -> str:
+    """What to do after the first step: draw boxes on the numbered sheet, then run again with them
+    (the command repeats every setting that chose the samples and the layer)."""
+    command = ["bench", "run", "forget", "--ckpt", str(ctx.ckpt), "--seed", str(ctx.seed)]
+    if ctx.precision != "fp32":
+        command += ["--precision", ctx.precision]
+    for f in dataclasses.fields(p):
+        if f.name != "boxes" and getattr(p, f.name) != f.default:
+            command += ["--set", f"{f.name}={getattr(p, f.name)}"]
+    return (f"forget: the {p.samples} numbered samples are in {sheet}. Draw boxes around the object G should "
+            f"forget, on at least 2 samples, and list them in a CSV with the header {','.join(BOX_COLUMNS)}: "
+            f"one row per box, sample = the tile's number, x0,y0,x1,y1 = pixels of the {side}x{side} sample "
+            f"(x1 and y1 exclusive). Then run:\n  {shlex.join([*command, '--set', 'boxes=boxes.csv'])}")
 
 
 def _pairs_sheet(images: torch.Tensor, edited: torch.Tensor, held: np.ndarray, show: int, dropped: int,
                  path: Path) -> None:
     """``show`` samples, the held-out boxed ones first, each beside its twin drawn without the dropped maps."""
     from bench.features import to_uint8
-    from bench.plot import GREEN, contact_sheet
 
     held = set(held.tolist())
     order = [*sorted(held), *(i for i in range(len(images)) if i not in held)][:show]

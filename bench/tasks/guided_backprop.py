@@ -130,7 +130,7 @@ class GuidedBackprop(Task):
                                     features=f"{layer}/f{c}", details=extra),
                         Measurement("mean_response", r[:, c].mean().item(), split=ctx.split_name, model=model,
                                     features=f"{layer}/f{c}", details=extra)]
-        from bench.plot import contact_sheet
+        from bench.pictures import contact_sheet
 
         contact_sheet(rows, ctx.artifact("maps.png"), tile=max(64, cfg.image_size))
         return out

@@ -22,21 +22,18 @@ from pathlib import Path
 
 import torch
 
-from bench.plot import save_png
 from bench.params import Params, param
+from bench.pictures import captioned_rows
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.checkpoint import fingerprint
 from dcgan.config import DCGANConfig
-from dcgan.device import autocast
 from dcgan.errors import ConfigError
 from dcgan.nets import sample_z
 from dcgan.train import save_grid
 
 INTERPOLATIONS = ("linear", "spherical")
 MIN_EXEMPLARS = 3  # paper 6.3.2: "averaging the Z vector for three exemplars" made results stable
-PAD = 2  # pixels between tiles, as in dcgan.train.save_grid
-LEGIBLE = 64  # tiles smaller than this are enlarged (nearest neighbour) before text is drawn on them
 
 
 # ---- interpolation and the walk's measurement ------------------------------------------------------
@@ -81,65 +78,6 @@ def max_step_ratio(images: torch.Tensor) -> float:
     return float(change.max() / mean) if mean > 0 else math.nan
 
 
-# ---- pictures ---------------------------------------------------------------------------------------
-
-def _tiles(images: torch.Tensor, nrow: int):
-    """Images in [-1, 1] as one RGB PIL grid laid out like ``save_grid``'s, enlarged to legible tiles;
-    returns (picture, scale)."""
-    from PIL import Image
-    from torchvision.utils import make_grid
-
-    grid = make_grid(images.cpu() * 0.5 + 0.5, nrow=nrow, padding=PAD)
-    grid = grid.mul(255).add(0.5).clamp(0, 255).to(torch.uint8)  # save_image's rounding: same pixels
-    picture = Image.fromarray(grid.permute(1, 2, 0).numpy())
-    scale = max(1, math.ceil(LEGIBLE / images.shape[-1]))
-    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST), scale
-
-
-def numbered_grid(images: torch.Tensor, path: str | Path) -> Path:
-    """A grid of samples with each tile's index (its row in the saved z file) in the tile's top-left
-    corner, white on black, so exemplars can be picked for ``vector-arithmetic``."""
-    from PIL import ImageDraw
-
-    nrow = math.ceil(math.sqrt(len(images)))
-    picture, scale = _tiles(images, nrow)
-    draw = ImageDraw.Draw(picture)
-    step = (images.shape[-1] + PAD) * scale
-    for i in range(len(images)):
-        x, y = PAD * scale + (i % nrow) * step, PAD * scale + (i // nrow) * step
-        box = draw.textbbox((x + 1, y), str(i))
-        draw.rectangle((x, y, box[2] + 1, box[3] + 1), fill="black")
-        draw.text((x + 1, y), str(i), fill="white")
-    return save_png(picture, Path(path))
-
-
-def captioned_rows(rows: list[tuple[str, torch.Tensor]], path: Path) -> Path:
-    """One row of tiles per (caption, images), the caption on its left, rows of any length."""
-    from PIL import Image, ImageDraw
-
-    pictures = [_tiles(images, len(images))[0] for _, images in rows]
-    measure = ImageDraw.Draw(pictures[0])
-    left = max(measure.textbbox((0, 0), caption)[2] for caption, _ in rows) + 8
-    sheet = Image.new("RGB", (left + max(p.width for p in pictures), sum(p.height for p in pictures)), "white")
-    draw, y = ImageDraw.Draw(sheet), 0
-    for (caption, _), picture in zip(rows, pictures):
-        sheet.paste(picture, (left, y))
-        draw.text((4, y + picture.height // 2), caption, fill="black", anchor="lm")
-        y += picture.height
-    return save_png(sheet, path)
-
-
-@torch.no_grad()
-def render(ctx: RunContext, z: torch.Tensor) -> torch.Tensor:
-    """G(z) in [-1, 1] on the CPU for z of N x nz, in batches of the run's batch size and precision."""
-    G, _ = ctx.net("generator")
-    out = []
-    for chunk in z.view(len(z), -1, 1, 1).split(ctx.batch_size):
-        with autocast(ctx.device, ctx.precision):
-            out.append(G(chunk.to(ctx.device)).float().cpu())
-    return torch.cat(out)
-
-
 # ---- latent-walk ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -171,7 +109,7 @@ class LatentWalk(Task):
         out = []
         for kind in p.interpolations:
             z = torch.cat([walk(w, p.steps, kind) for w in points])
-            images = render(ctx, z)
+            images = ctx.generate(z)
             per_walk = images.view(p.walks, -1, *images.shape[1:])
             save_grid(images, ctx.artifact(f"{kind}.png"), nrow=per_walk.shape[1])
             out += [Measurement("max_step_ratio", max_step_ratio(w), draw=i, split="", model="generator",
@@ -245,10 +183,10 @@ class VectorArithmetic(Task):
         concept = {k: z[list(groups[k])].mean(0) for k in "abc"}
         y = concept["a"] - concept["b"] + concept["c"]
         noise = torch.rand((p.neighbours, *y.shape), generator=torch.Generator().manual_seed(ctx.seed))
-        results = render(ctx, torch.cat([y[None], y + (2 * noise - 1) * p.noise]))
+        results = ctx.generate(torch.cat([y[None], y + (2 * noise - 1) * p.noise]))
         rows, means = [], []
         for k in "abc":
-            images = render(ctx, torch.cat([z[list(groups[k])], concept[k][None]]))
+            images = ctx.generate(torch.cat([z[list(groups[k])], concept[k][None]]))
             means.append(images[:-1].mean(0))
             rows.append((f"{k.upper()}: {', '.join(map(str, groups[k]))}; G(mean z)", images))
         pixel = means[0] - means[1] + means[2]
@@ -267,7 +205,7 @@ class VectorArithmetic(Task):
         samples = sample_z(p.turn_rows, cfg, torch.Generator().manual_seed(ctx.seed)).view(p.turn_rows, -1)
         scales = torch.linspace(*p.turn_scale, p.turn_steps)
         moved = samples[:, None] + scales[None, :, None] * direction
-        save_grid(render(ctx, moved.flatten(0, 1)), ctx.artifact("turn.png"), nrow=p.turn_steps)
+        save_grid(ctx.generate(moved.flatten(0, 1)), ctx.artifact("turn.png"), nrow=p.turn_steps)
         return [Measurement("z_norm", float(direction.norm()), split="", model="generator", features="right-left",
                             details=extra)]
 

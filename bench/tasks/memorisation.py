@@ -66,7 +66,7 @@ class Memorisation(Task):
         if not d_ckpt.is_file():
             raise ConfigError(f"memorisation compares in a discriminator's feature space: {d_ckpt} does not "
                               "exist; pass --set discriminator=PATH (a d.pt)")
-        G, gcfg = ctx.net("generator")
+        _, gcfg = ctx.net("generator")
         D, dcfg = ctx.net("discriminator", d_ckpt)
         if (gcfg.image_size, gcfg.nc) != (dcfg.image_size, dcfg.nc):
             raise ConfigError(f"discriminator {d_ckpt} takes {dcfg.nc}x{dcfg.image_size}x{dcfg.image_size} "
@@ -76,9 +76,7 @@ class Memorisation(Task):
         control = ctx.split(p.control, gcfg.image_size, gcfg.nc)
         picked = np.sort(np.random.default_rng(ctx.seed).choice(len(control), min(p.samples, len(control)), replace=False))
 
-        with torch.no_grad():
-            z = sample_z(p.samples, gcfg, torch.Generator().manual_seed(ctx.seed))
-            samples = torch.cat([to_uint8(G(zb.to(ctx.device))).cpu() for zb in z.split(ctx.batch_size)])
+        samples = to_uint8(ctx.generate(sample_z(p.samples, gcfg, torch.Generator().manual_seed(ctx.seed))))
         fakes = torch.utils.data.TensorDataset(samples, torch.zeros(len(samples)))
         spaces = {  # short name: (features column, training split's, control split's, samples')
             "pixels": ("pixels", ctx.features("raw-pixels", ctx.split_name, spec, d_ckpt), ctx.features("raw-pixels", p.control, spec, d_ckpt),
@@ -130,7 +128,7 @@ def _rows(fake: np.ndarray, real: np.ndarray, space: str, split: str, p: Memoris
 
 
 def _neighbour_sheet(samples: torch.Tensor, dist: np.ndarray, idx: np.ndarray, train, path: Path) -> None:
-    from bench.plot import GREEN, contact_sheet
+    from bench.pictures import GREEN, contact_sheet
 
     rows = [[(s, f"sample {i}", GREEN), *((train[int(j)][0], f"#{j} {d:.2f}", None) for j, d in zip(js, ds))]
             for i, (s, js, ds) in enumerate(zip(samples, idx, dist))]
@@ -139,7 +137,7 @@ def _neighbour_sheet(samples: torch.Tensor, dist: np.ndarray, idx: np.ndarray, t
 
 def _histograms(found: dict[str, tuple[np.ndarray, np.ndarray]], split: str, p: MemorisationParams, path: Path) -> None:
     """Per space, the nearest-training-image distances of the samples and of the held-out images."""
-    from bench.plot import pyplot, save_figure
+    from bench.pictures import pyplot, save_figure
 
     fig, axes = pyplot().subplots(1, len(found), figsize=(4.5 * len(found), 3.4), squeeze=False)
     for ax, (space, (fake, real)) in zip(axes[0], found.items()):

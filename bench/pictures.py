@@ -1,0 +1,151 @@
+"""The pictures the tasks draw, each kind drawn one way and written atomically.
+
+- ``numbered_sheet``: samples in the layout of the core's sample grids (``dcgan.train.grid_image``;
+  plain grids are written with ``dcgan.train.save_grid``), enlarged to legible tiles, each tile's
+  index in its corner and boxes optionally outlined: `bench sample`'s grid and forget's samples.
+- ``captioned_rows``: rows of samples in that layout, a caption left of each (vector-arithmetic).
+- ``contact_sheet``: any images as tiles with a caption under each and an optional frame (forget's
+  pairs, memorisation's neighbours, dedup's clusters, guided-backprop's maps).
+- ``plot_vs_step``, for a run that measured every checkpoint of a training run: one panel per metric
+  (FID falling as training goes on is the point of the plot), x = the training step the checkpoint
+  was exported at, or its epoch when the checkpoint does not record steps (pytorch/examples' files).
+  Drawn with matplotlib's Agg backend (no display).
+- ``save_png`` and ``save_figure``: how a PIL image and a matplotlib figure are written.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from bench.results import Measurement
+from dcgan.fsutil import atomic_path
+from dcgan.train import GRID_PAD, grid_image
+
+GREEN, RED = (0, 160, 0), (200, 0, 0)
+LEGIBLE = 64  # sample tiles smaller than this are enlarged (nearest neighbour) before text is drawn on them
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed), imported only when a plot is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path) -> Path:
+    """A matplotlib figure as a PNG, written atomically, then closed."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    pyplot().close(fig)
+    return path
+
+
+def save_png(picture, path: Path) -> Path:
+    """A PIL image as a PNG, written atomically."""
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
+    return path
+
+
+def plot_vs_step(measurements: list[Measurement], path: Path, title: str = "") -> Path:
+    plt = pyplot()
+    axis = "step" if all(m.details.get("step") is not None for m in measurements) else "epoch"
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for m in measurements:
+        series[m.metric].append((int(m.details[axis]), float(m.value)))
+    fig, axes = plt.subplots(1, len(series), figsize=(3.6 * len(series), 3.2), squeeze=False)
+    for ax, (metric, points) in zip(axes[0], series.items()):
+        xs, ys = zip(*sorted(points))
+        ax.plot(xs, ys, marker="o")
+        ax.set_xlabel(f"training {axis}")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def contact_sheet(rows: list[list[tuple[torch.Tensor, str, tuple | None]]], path: Path, tile: int = 64,
+                  empty: str = "nothing to show") -> Path:
+    """A PNG of image rows: (uint8 C x H x W image, caption, frame colour or None) per tile, each
+    scaled to ``tile`` pixels (nearest neighbour, so pixels stay visible) and captioned below."""
+    from PIL import Image, ImageDraw
+
+    pad, text = 4, 12
+    cols = max((len(r) for r in rows), default=1)
+    sheet = Image.new("RGB", (pad + cols * (tile + pad), pad + max(len(rows), 1) * (tile + text + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    if not rows:
+        draw.text((pad, pad), empty, fill="black")
+    for r, members in enumerate(rows):
+        y = pad + r * (tile + text + pad)
+        for c, (image, caption, frame) in enumerate(members):
+            x = pad + c * (tile + pad)
+            image = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+            pixels = Image.fromarray(image.permute(1, 2, 0).numpy()).resize((tile, tile), Image.NEAREST)
+            sheet.paste(pixels, (x, y))
+            if frame is not None:
+                draw.rectangle([x - 1, y - 1, x + tile, y + tile], outline=frame, width=2)
+            draw.text((x, y + tile + 1), caption, fill="black")
+    return save_png(sheet, path)
+
+
+def _enlarged_grid(images: torch.Tensor, nrow: int, legible: int = LEGIBLE):
+    """``grid_image`` of images in [-1, 1], enlarged by the smallest whole factor that makes a tile at
+    least ``legible`` pixels wide (nearest neighbour: pixels stay pixels); returns (picture, factor)."""
+    from PIL import Image
+
+    picture = grid_image(images, nrow)
+    scale = max(1, math.ceil(legible / images.shape[-1]))
+    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST), scale
+
+
+def numbered_sheet(images: torch.Tensor, path: str | Path, *, columns: int | None = None, legible: int = LEGIBLE,
+                   boxes=()) -> Path:
+    """A grid of samples (images in [-1, 1], ``columns`` a row, by default a square) with each tile's
+    index, its position row by row, white on black in the tile's top-left corner, so samples can be
+    named by number. ``boxes``: (index, x0, y0, x1, y1) in pixels of a sample, x1 and y1 exclusive,
+    outlined in red one sample pixel wide along their inside edge."""
+    from PIL import ImageDraw
+
+    nrow = columns or math.ceil(math.sqrt(len(images)))
+    picture, scale = _enlarged_grid(images, nrow, legible)
+    draw = ImageDraw.Draw(picture)
+    step = (images.shape[-1] + GRID_PAD) * scale
+
+    def corner(i: int) -> tuple[int, int]:
+        return GRID_PAD * scale + (i % nrow) * step, GRID_PAD * scale + (i // nrow) * step
+
+    for i, x0, y0, x1, y1 in boxes:
+        x, y = corner(i)
+        draw.rectangle((x + x0 * scale, y + y0 * scale, x + x1 * scale - 1, y + y1 * scale - 1), outline=RED,
+                       width=scale)
+    for i in range(len(images)):
+        x, y = corner(i)
+        box = draw.textbbox((x + 1, y), str(i))
+        draw.rectangle((x, y, box[2] + 1, box[3] + 1), fill="black")
+        draw.text((x + 1, y), str(i), fill="white")
+    return save_png(picture, Path(path))
+
+
+def captioned_rows(rows: list[tuple[str, torch.Tensor]], path: Path) -> Path:
+    """One row of sample tiles per (caption, images in [-1, 1]), the caption on its left, rows of any length."""
+    from PIL import Image, ImageDraw
+
+    pictures = [_enlarged_grid(images, len(images))[0] for _, images in rows]
+    measure = ImageDraw.Draw(pictures[0])
+    left = max(measure.textbbox((0, 0), caption)[2] for caption, _ in rows) + 8
+    sheet = Image.new("RGB", (left + max(p.width for p in pictures), sum(p.height for p in pictures)), "white")
+    draw, y = ImageDraw.Draw(sheet), 0
+    for (caption, _), picture in zip(rows, pictures):
+        sheet.paste(picture, (left, y))
+        draw.text((4, y + picture.height // 2), caption, fill="black", anchor="lm")
+        y += picture.height
+    return save_png(sheet, path)
