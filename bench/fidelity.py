@@ -51,7 +51,8 @@ class Extractor:
 
     cls: type  # a torch_fidelity FeatureExtractorBase subclass, built from a weights file
     convention: str  # the network, its weights and the resize: FID values are comparable only within one
-    weights: Callable[[str | None], Path]  # the weights file for a --inception-weights value (None: default)
+    weights: Callable[[str | None], Path]  # the weights file for an inception_weights value (None: default)
+    precisions: tuple[str, ...] = ("fp32", "bf16")  # the --precision values it runs at
 
 
 EXTRACTORS: Registry[Extractor] = Registry("feature extractor")
@@ -131,8 +132,16 @@ class FastInceptionV3(FeatureExtractorInceptionV3):
             return tuple(features[f].float() for f in self.features_list)
 
 
+class StockInceptionV3(FeatureExtractorInceptionV3):
+    """torch-fidelity's own InceptionV3 as it ships (``--set extractor=torch-fidelity``): the reference
+    the fast forward is checked against, and a way to compute FID with no code of ours in the network."""
+
+    precision: ClassVar[str] = "fp32"
+
+
 CONVENTION = "tf-inception-2015-12-05, torch-fidelity bilinear resize"
 EXTRACTORS.register("inception-v3")(Extractor(FastInceptionV3, CONVENTION, resolve_weights))
+EXTRACTORS.register("torch-fidelity")(Extractor(StockInceptionV3, CONVENTION, resolve_weights, ("fp32",)))
 
 
 def torch_fidelity_name(extractor: str, precision: str) -> str:

@@ -58,6 +58,9 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
         overrides: dict | None = None, recipe: str | None = None, results_dir: str | Path = "results") -> RunResult:
     task_cls = TASKS.get(task)
     params = make_params(task_cls, overrides or {}, recipe)
+    if real and not dataset:  # the real images name the data set of the rows
+        kind, _, rest = real.partition(":")
+        dataset = {"dataset": rest.partition(":")[0], "folder": "folder"}.get(kind)
     dataset = dataset or task_cls.default_dataset or ""
     if task_cls.reads_data and not dataset:
         raise ConfigError(f"task {task!r} needs --dataset")

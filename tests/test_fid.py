@@ -284,6 +284,26 @@ def test_fast_inception_equals_torch_fidelitys_features(random_inception):
         assert float((a - b).abs().max() / b.abs().max()) < 1e-5, name
 
 
+def test_torch_fidelitys_stock_extractor_gives_the_same_fid_through_the_task(random_inception, tmp_path):
+    """--set extractor=torch-fidelity runs torch-fidelity's own network: the FID of the fast one to 1e-4."""
+    path, _ = random_inception
+    digits = load_dataset("digits", "train", image_size=32, channels=3, subset=16).images
+    _save_pngs(digits[:8], tmp_path / "a")
+    _save_pngs(digits[8:], tmp_path / "b")
+    fids = {}
+    for extractor in ("inception-v3", "torch-fidelity"):
+        r = _bench("run", "fid", "--fake", f"folder:{tmp_path / 'a'}", "--real", f"folder:{tmp_path / 'b'}",
+                   "--dataset", "folder", "--set", f"extractor={extractor}", "--set", f"inception_weights={path}",
+                   "--set", "metrics=fid", "--device", "cpu", "--results", tmp_path / extractor)
+        assert r.exit_code == 0, r.output
+        fids[extractor] = float(pd.read_csv(tmp_path / extractor / "fid.csv").value.iloc[0])
+    assert fids["inception-v3"] == pytest.approx(fids["torch-fidelity"], rel=1e-4) and fids["inception-v3"] > 0
+    r = _bench("run", "fid", "--fake", f"folder:{tmp_path / 'a'}", "--real", f"folder:{tmp_path / 'b'}",
+               "--dataset", "folder", "--set", "extractor=torch-fidelity", "--precision", "bf16",
+               "--results", tmp_path / "r")
+    assert r.exit_code == 2 and "runs at fp32 only" in r.output, r.output
+
+
 def test_conversion_maps_every_layer_and_marks_the_missing_classifier(random_inception, tmp_path):
     """TF-named tensors (as fid-helper's TorchScript holds them) -> a file torch-fidelity loads strictly."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
@@ -362,6 +382,6 @@ def test_fid_helper_weights_convert_to_torch_fidelitys_inception(tmp_path):
         (ours,) = FastInceptionV3("ours", ["2048"], feature_extractor_weights_path=str(out))(x)
     assert float((ours - ref).abs().max() / ref.abs().max()) < 1e-5
     g, _ = tiny_checkpoints(tmp_path / "ckpt", nc=3)
-    r = _bench("run", "fid", "--ckpt", g, "--dataset", "synthetic", "--inception-weights", out, "--set",
+    r = _bench("run", "fid", "--ckpt", g, "--dataset", "synthetic", "--set", f"inception_weights={out}", "--set",
                "metrics=isc", "--results", tmp_path / "results")
     assert r.exit_code == 2 and "IS needs Inception's logits layer" in r.output

@@ -133,6 +133,9 @@ class Fid(Task):
 
         real_source, source = sources(ctx)
         extractor = fidelity.EXTRACTORS.get(p.extractor)
+        if ctx.precision not in extractor.precisions:
+            raise ConfigError(f"extractor {p.extractor!r} runs at {', '.join(extractor.precisions)} only, not "
+                              f"--precision {ctx.precision}")
         weights = extractor.weights(p.inception_weights)
         metrics = _choose_metrics(p.metrics, weights, has_logits(weights))
         size, fakes = _fakes(ctx, p, source)
