@@ -71,3 +71,16 @@ def test_quickstart_trains_on_digits_and_probes_the_features(tmp_path):
     assert set(acc.index) == {"trained-d", "random-d", "raw-pixels"}
     assert acc["raw-pixels"] > 0.9  # 8x8 digits are easy for a linear SVM on pixels
     assert "| svm | digits | labels_per_class=all | trained-d |" in r.output
+
+
+@pytest.mark.slow
+def test_the_full_quickstart_trains_a_discriminator_whose_features_beat_raw_pixels(tmp_path):
+    """The README's first command as it is (80 epochs, a few CPU minutes): the probe on the trained D's
+    features must beat the linear SVM on raw pixels (opt-in: pytest -m slow)."""
+    import pandas as pd
+
+    results = tmp_path / "results"
+    r = _bench("quickstart", "--out", tmp_path / "qs", "--device", "cpu", "--results", results)
+    assert r.exit_code == 0, r.output
+    acc = pd.read_csv(results / "svm.csv").query("metric == 'accuracy'").set_index("model").value
+    assert acc["trained-d"] > acc["raw-pixels"] + 0.02, acc

@@ -90,9 +90,21 @@ def test_resume_refuses_a_different_recipe_and_an_existing_run(tmp_path):
 
 
 def test_bf16_training_runs_and_learns_something(tmp_path):
-    t = train(_cfg(epochs=1, precision="bf16"), tmp_path / "bf16", device="cpu")
+    """Six bf16 steps: D learns to tell real from fake (its loss falls, D(x) pulls away from D(G(z))) and
+    G's weights move; the losses track fp32's. A run whose updates did nothing fails every one of these."""
+    import csv
+
+    t = train(_cfg(epochs=2, precision="bf16"), tmp_path / "bf16", device="cpu")
     assert all(torch.isfinite(p).all() for p in t.G.parameters())
     assert t.G.main[0].weight.dtype == torch.float32  # autocast: master weights stay fp32
+    init = Trainer(_cfg(epochs=2, precision="bf16"), tmp_path / "init", "cpu")
+    assert not torch.equal(t.G.main[0].weight, init.G.main[0].weight)
+    log = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(open(t.log_path))]
+    assert len(log) == 6 and log[-1]["loss_d"] < log[0]["loss_d"] - 0.15
+    assert log[-1]["d_x"] > log[-1]["d_g_z1"] + 0.05
+    fp32 = train(_cfg(epochs=2), tmp_path / "fp32", device="cpu")
+    ref = [float(r["loss_d"]) for r in csv.DictReader(open(fp32.log_path))]
+    assert max(abs(a["loss_d"] - b) for a, b in zip(log, ref)) < 0.02
 
 
 def test_ddp_two_cpu_processes_agree(tmp_path):

@@ -72,6 +72,7 @@ class Dedup(Task):
     summary = "near-duplicates by the paper's 128-bit autoencoder hash (section 4.1.1) vs pHash, faiss search"
     paper = "4.1.1"
     default_split = "train"
+    smoke = {"epochs": 1, "train_images": 200, "radius": (0, 4), "inject": 20}
     recipes = {
         "paper": {},  # the paper's 128-bit ReLU hash, exact collisions
         # the measured best on CIFAR-10 (docs/experiments/dedup.md): F1 0.900 at precision 0.993

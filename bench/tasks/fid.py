@@ -120,6 +120,7 @@ class Fid(Task):
     default_dataset = "cifar10"
     needs = None  # a generator, a run's folder of them, or none (--fake folder/dataset): checked in run()
     takes_sources = True
+    smoke = {"samples": 40, "metrics": ("fid", "prc")}
     references = (
         Reference("cifar10", "is", 6.16, "DCGAN, 6.16 ± 0.07 (50k samples), as reported by Gulrajani et al. 2017 "
                                          "(WGAN-GP), Table 3"),

@@ -66,6 +66,7 @@ class ForgetParams(Params):
 class Forget(Task):
     summary = "drop the G feature maps a logistic regression ties to boxed objects, redraw (paper 6.3.1)"
     paper = "6.3.1"
+    smoke = {"samples": 12, "show": 4}  # without boxes: the first step, the numbered sheet
     needs = "generator"
     reads_data = False  # the samples are the data
     Params = ForgetParams

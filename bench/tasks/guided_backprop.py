@@ -98,6 +98,7 @@ def responses(D: Discriminator, images: torch.Tensor, layer: str, batch_size: in
 class GuidedBackprop(Task):
     summary = "guided backprop of D's last-layer features' maximal responses, trained vs random D (paper 6.2)"
     paper = "6.2"
+    smoke = {"images": 40, "features": 2, "top": 2}
     needs = "discriminator"
     default_split = "train"
     Params = GuidedBackpropParams

@@ -99,6 +99,7 @@ class LatentWalk(Task):
     summary = "interpolations through 9 random points in Z (section 6.1): picture + sharpest step per walk"
     Params = WalkParams
     paper = "6.1"
+    smoke = {"walks": 2, "points": 3, "steps": 2}
     needs = "generator"
     reads_data = False  # G alone: the pictures are its samples
 
@@ -160,6 +161,9 @@ class VectorArithmetic(Task):
     summary = "A - B + C on averaged z of picked samples, and an added 'turn' direction (section 6.3.2)"
     Params = ArithmeticParams
     paper = "6.3.2"
+    # with the z file of a 16-sample `bench sample` grid
+    smoke = {"concept_a": (0, 1, 2), "concept_b": (3, 4, 5), "concept_c": (6, 7, 8), "left": (9, 10, 11),
+             "right": (12, 13, 14), "neighbours": 2, "turn_rows": 2, "turn_steps": 2}
     needs = "generator"
     reads_data = False  # G alone: the pictures are its samples
 

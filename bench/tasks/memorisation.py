@@ -57,6 +57,7 @@ class MemorisationParams(Params):
 class Memorisation(Task):
     summary = "samples' nearest training images (pixels, D features) vs held-out images' (faiss, exact L2)"
     paper = "6.1"
+    smoke = {"samples": 30, "neighbours": 2, "show": 2}
     needs = "generator"
     default_split = "train"  # the images searched
     Params = MemorisationParams

@@ -89,6 +89,7 @@ class SvmProbe(Task):
     Params = SvmParams
     default_dataset = "cifar10"
     report_params = ("labels_per_class",)  # the low-label and the all-label protocols are never averaged
+    smoke = {"c_grid": (1e-3, 1e-2), "val_size": 60, "selection_draws": 2}
 
     def run(self, ctx: RunContext, p: SvmParams) -> list[Measurement]:
         spec = LayerSpec.parse(p.features)
@@ -224,6 +225,7 @@ class SvhnParams(SvmParams):
 class SvhnSvm(SvmProbe):
     default_dataset = "svhn"
     Params = SvhnParams
+    smoke = {**SvmProbe.smoke, "labels_per_class": 5, "draws": 2}
     references = (Reference("svhn", "error", 0.2248, "DCGAN + L2-SVM, 1000 labels, Radford et al. 2016, Table 2"),)
 
 

@@ -1,0 +1,64 @@
+"""Every registered task, end to end on tiny real data with its declared smoke parameters.
+
+The list comes from the registry, so a new task without smoke parameters, or one that does not run
+through the command line on a tiny checkpoint, fails here.
+"""
+import json
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bench.cli import main
+from bench.results import RESULT_COLUMNS
+from bench.run import TASKS
+from dcgan.nets import sample_z
+from fixtures_fid import write_tiny_weights
+from fixtures_tasks import tiny_checkpoints
+
+
+def _inputs(name: str, tmp_path, g) -> list[str]:
+    """What a task needs besides its smoke parameters that only a test can make (files, test extractors)."""
+    if name == "fid":  # the tiny extractor stands in for Inception (no download here)
+        return ["--set", "extractor=tiny", "--set", f"inception_weights={write_tiny_weights(tmp_path / 'w.pt')}"]
+    if name == "vector-arithmetic":
+        from dcgan.checkpoint import load_net
+
+        _, cfg, _ = load_net(g, "generator")
+        torch.save(sample_z(16, cfg, torch.Generator().manual_seed(0)), tmp_path / "grid.png.z.pt")
+        return ["--set", f"z={tmp_path / 'grid.png.z.pt'}"]
+    return []
+
+
+@pytest.mark.parametrize("name", TASKS.names())
+def test_every_task_runs_end_to_end_with_its_smoke_parameters(name, tmp_path):
+    task = TASKS.get(name)
+    assert task.smoke, f"task {name!r} declares no smoke parameters"
+    g, d = tiny_checkpoints(tmp_path / "ckpt", nc=3)
+    args = ["run", name, "--device", "cpu", "--subset", "150", "--results", str(tmp_path / "results")]
+    if task.needs == "discriminator":
+        args += ["--ckpt", str(d)]
+    elif task.needs == "generator" or task.takes_sources:
+        args += ["--ckpt", str(g)]
+    if task.reads_data:
+        args += ["--dataset", "synthetic"]
+    for key, value in task.smoke.items():
+        args += ["--set", f"{key}={','.join(map(str, value)) if isinstance(value, tuple) else value}"]
+    args += _inputs(name, tmp_path, g)
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    table = tmp_path / "results" / f"{name}.csv"
+    if not table.exists():  # a first step that asks the user for input (forget without boxes)
+        assert "Then run:" in r.output and list((tmp_path / "results" / name).glob("*/*.png"))
+        return
+    df = pd.read_csv(table, keep_default_na=False)
+    assert tuple(df.columns) == RESULT_COLUMNS and len(df) > 0
+    assert (df.task == name).all() and df.run_id.nunique() == 1
+    for params in df.params:  # the smoke parameters are what the rows say they ran with
+        recorded = json.loads(params)
+        for key, value in task.smoke.items():
+            assert recorded[key] == (list(value) if isinstance(value, tuple) else value) or key == "radius"
+    # the same run again replaces its own rows
+    assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0
+    assert len(pd.read_csv(table)) == len(df)
