@@ -9,7 +9,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from bench.results import read_rows
+from bench.results import ResultsError, read_rows
 
 GROUP = ("task", "dataset", "settings", "model", "features", "split", "metric", "ckpt_sha256")
 
@@ -27,7 +27,11 @@ def summarize(rows: list[dict]) -> list[dict]:
     seconds: dict[tuple, float] = {}
     for r in rows:
         key = tuple(str(r.get(k, "")) if k != "settings" else _settings(r) for k in GROUP)
-        groups[key].append(float(r["value"]))
+        try:
+            groups[key].append(float(r["value"]))
+        except ValueError:
+            raise ResultsError(f"results of task {r.get('task')!r}, run {r.get('run_id')}: value {r['value']!r} "
+                               "is not a number") from None
         seconds[key] = float(r.get("seconds") or 0)
     out = []
     for key, values in groups.items():

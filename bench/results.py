@@ -12,6 +12,7 @@ import contextlib
 import csv
 import fcntl
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -132,6 +133,9 @@ def check_writable(path: str | os.PathLike) -> None:
     """Fail before any work when the results file could not be read back or replaced."""
     read_table(path)
     folder = Path(path).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    if not os.access(folder, os.W_OK):
-        raise ResultsError(f"{folder}: results folder is not writable")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass  # what the atomic write will do: a new file in the folder
+    except OSError as e:
+        raise ResultsError(f"{folder}: cannot write results there ({e.strerror or e})") from None

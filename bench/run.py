@@ -57,6 +57,8 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
         subset: int | None = None, device: str = "auto", precision: str = "fp32", batch_size: int = 256,
         overrides: dict | None = None, recipe: str | None = None, results_dir: str | Path = "results") -> RunResult:
     task_cls = TASKS.get(task)
+    _check_text({"--ckpt": ckpt, "--data-root": data_root, "--results": results_dir, "--real": real, "--fake": fake,
+                 **{f"--set {k}": v for k, v in (overrides or {}).items()}})
     params = make_params(task_cls, overrides or {}, recipe)
     if real and not dataset:  # the real images name the data set of the rows
         kind, _, rest = real.partition(":")
@@ -119,6 +121,16 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
 
         figure = plot_vs_step(measurements, ctx.artifact("vs-step.png"), title=f"{task} on {dataset}: {ckpt}")
     return RunResult(task, rows, path, seconds, ctx.cache.hits, ctx.cache.misses, figure)
+
+
+def _check_text(values: dict[str, object]) -> None:
+    """Paths and values end up in UTF-8 result tables: one that is not text fails now, not after the work."""
+    for flag, value in values.items():
+        try:
+            str(value).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{flag} {str(value).encode('utf-8', 'surrogateescape')!r}: expected a path or value "
+                              "that is valid UTF-8") from None
 
 
 def _checkpoint_columns(m: Measurement) -> dict:

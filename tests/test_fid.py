@@ -212,6 +212,21 @@ def test_bad_inputs_are_one_line_errors(tmp_path, args, expected):
     assert expected in r.output and len(r.output.strip().splitlines()) == 1, r.output
 
 
+@pytest.mark.parametrize("args,expected", [
+    (["--ckpt", "{d}"], "holds a discriminator, expected a generator"),
+    (["--fake", "folder:{tmp}/missing", "--dataset", "folder", "--real", "folder:{tmp}"], "folder not found"),
+])
+def test_inputs_are_checked_before_the_weights_are_looked_for(tmp_path, args, expected, monkeypatch):
+    """No Inception weights anywhere (offline): a bad input is named, not "could not download"."""
+    from bench.weights import WEIGHTS_ENV
+
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    g, d = tiny_checkpoints(tmp_path / "ckpt", nc=1)
+    r = _bench("run", "fid", "--dataset", "digits", "--device", "cpu", "--results", tmp_path / "r",
+               *[a.format(d=d, tmp=tmp_path) for a in args])
+    assert r.exit_code == 2 and expected in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
 def test_generator_checkpoints_are_listed_in_training_order(tmp_path):
     for name in ("epoch010_g.pt", "epoch002_g.pt", "epoch002_d.pt", "netG_epoch_7.pth", "notes.txt"):
         (tmp_path / name).write_bytes(b"")

@@ -144,3 +144,35 @@ def test_registry_names_what_it_registers_and_refuses_a_duplicate():
         things.add("widget", object)
     with pytest.raises(DCGANError, match="did you mean 'widget'"):
         things.get("widgit")
+
+
+def test_report_on_a_non_numeric_value_is_a_one_line_error(tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    _write(tmp_path / "svm.csv", RESULT_COLUMNS, [{**OLD_SVM, "details": "{}", "value": "n/a"}])
+    r = CliRunner().invoke(main, ["report", "--results", str(tmp_path)], catch_exceptions=False)
+    assert r.exit_code == 2 and "value 'n/a' is not a number" in r.output and len(r.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag", ["results", "data-root"])
+def test_unwritable_results_and_non_utf8_paths_fail_before_any_work(tmp_path, flag, monkeypatch):
+    import os
+
+    from click.testing import CliRunner
+
+    from bench.cli import main
+    from fixtures_tasks import tiny_checkpoints
+
+    _, d = tiny_checkpoints(tmp_path, nc=1)
+    work = []
+    monkeypatch.setattr(TASKS.get("svm"), "run", lambda self, ctx, p: work.append(1) or [])
+    (tmp_path / "a-file").write_text("x")
+    args = {"results": ["--results", str(tmp_path / "a-file" / "results")],
+            "data-root": ["--data-root", os.fsdecode(b"/tmp/caf\xe9")]}[flag]
+    r = CliRunner().invoke(main, ["run", "svm", "--dataset", "digits", "--ckpt", str(d), *args],
+                           catch_exceptions=False)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert ("cannot write results there" if flag == "results" else "valid UTF-8") in r.output
+    assert not work

@@ -137,10 +137,10 @@ class Fid(Task):
         if ctx.precision not in extractor.precisions:
             raise ConfigError(f"extractor {p.extractor!r} runs at {', '.join(extractor.precisions)} only, not "
                               f"--precision {ctx.precision}")
+        size, fakes = _fakes(ctx, p, source)  # the inputs are checked before the weights are looked for
+        real = fidelity.ImagesOnly(_images(ctx, real_source, size))
         weights = extractor.weights(p.inception_weights)
         metrics = _choose_metrics(p.metrics, weights, has_logits(weights))
-        size, fakes = _fakes(ctx, p, source)
-        real = fidelity.ImagesOnly(_images(ctx, real_source, size))
         _check_counts(p, metrics, min(f.n for f in fakes), len(real))
         real_name = fidelity.real_cache_name(real.data, p.extractor, weights, ctx.precision)
         features = extractor.convention + ("" if ctx.precision == "fp32" else f", {ctx.precision} autocast")
