@@ -115,7 +115,6 @@ class _Fake:
 @TASKS.register("fid")
 class Fid(Task):
     summary = "FID, KID, IS, precision/recall of a generator, folder or split vs real images (torch-fidelity)"
-    paper = "-"
     Params = FidParams
     default_dataset = "cifar10"
     needs = None  # a generator, a run's folder of them, or none (--fake folder/dataset): checked in run()
