@@ -38,7 +38,7 @@ from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from dcgan.errors import DataError
-from dcgan.fsutil import atomic_path, cache_dir
+from dcgan.fsutil import atomic_path, cache_dir, mark_used
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 LSUN_CATEGORY = "bedroom"  # the LSUN scene the DCGAN paper trains on; used when a root holds several
@@ -542,6 +542,7 @@ def _load_image_folder_arrays(root: Path, split: str, num_classes: int) -> _Arra
     key = repr((_ARRAY_CACHE_VERSION, str(root.resolve()), split, stats))
     cached = cache_dir() / "arrays" / f"{hashlib.sha256(key.encode()).hexdigest()}.npz"
     if cached.is_file():
+        mark_used(cached)
         with np.load(cached) as z:
             return _Arrays(torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]), source="folder-")
     images = _decode_same_size(paths, split_dir)
