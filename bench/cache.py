@@ -15,6 +15,7 @@ Sizes are binary, as ``du -h`` and ``ls -h`` print them: 1K = 1024 bytes, 1G = 1
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -82,7 +83,8 @@ class Entry:
     def prunable(self, include_weights: bool = False) -> bool:
         return self.kind not in KEPT or (include_weights and self.kind == "weights")
 
-    def describe(self) -> str:
+    @functools.cached_property
+    def description(self) -> str:
         """What the entry holds: for features, the inputs behind its key (read from its ``.json``)."""
         if self.kind in KEPT:
             return KEPT[self.kind]
@@ -199,6 +201,7 @@ def prune(root: str | os.PathLike, max_size: int, *, keep: tuple[Path, ...] = ()
         if total <= max_size:
             break
         if not kept.intersection(p.resolve() for p in entry.paths):
+            entry.description  # read before its files go: the report names what was removed
             remove(entry)
             total -= entry.size
             removed.append(entry)
@@ -213,7 +216,7 @@ def prunable(root: str | os.PathLike, include_weights: bool = False) -> list[Ent
 def entry_line(e: Entry) -> str:
     name = re.sub(r"([0-9a-f]{12})[0-9a-f]{4,}", r"\1", e.name)  # hashes: their first 12 digits suffice to tell
     used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
-    return f"{e.kind:<11} {human_size(e.size):>6}  {used}  {name:<30} {e.describe()}"
+    return f"{e.kind:<11} {human_size(e.size):>6}  {used}  {name:<30} {e.description}"
 
 
 def list_lines(root: str | os.PathLike) -> list[str]:

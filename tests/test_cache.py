@@ -133,6 +133,7 @@ def test_prune_removes_the_least_recently_used_first(cache):
     assert not paths[3].with_suffix(".json").exists() and weights.exists()
     removed = [line for line in r.output.splitlines() if line.startswith("removed")]
     assert [paths[3].stem[:12] in removed[0], paths[1].stem[:12] in removed[1]] == [True, True]
+    assert removed[0].endswith("trained-d cifar10/train all/max4 ckpt 00000003 n=4")  # described before removal
     assert r.output.strip().splitlines()[-1].startswith(f"prunable total {4 * size / 1024:.1f}K -> {2 * size}B")
     r = _bench("cache", "prune", "--max-size", "0", "--include-weights", "--cache-dir", root)
     assert r.exit_code == 0 and not weights.exists() and not any(p.exists() for p in paths.values())
