@@ -56,7 +56,10 @@ def cap_from_env() -> int | None:
     raw = os.environ.get(CAP_ENV, "").strip() or DEFAULT_CAP
     if raw.lower() in ("0", "none"):
         return None
-    return parse_size(raw, f"${CAP_ENV}")
+    try:
+        return parse_size(raw, f"${CAP_ENV}")
+    except ConfigError as e:
+        raise ConfigError(f"{e}; or 0 or none for no cap") from None
 
 
 def human_size(n: float) -> str:
