@@ -11,10 +11,12 @@ extraction (a cumulative average over one pass, no gradient), as the authors' co
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from bench.cache import cap_from_env, prune
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
-from dcgan.fsutil import atomic_path, cache_dir
+from dcgan.fsutil import atomic_path, atomic_write_bytes, cache_dir, mark_used
 from dcgan.nets import Discriminator
 
 FEATURES_VERSION = 1  # bump when extraction changes the numbers: old cache entries are then ignored
@@ -142,14 +145,25 @@ def pixel_features(data, out: np.ndarray, chunk: int = 1024) -> np.ndarray:
     return out
 
 
+def _key_fields(fields: dict) -> dict:
+    return {**fields, "features_version": FEATURES_VERSION}
+
+
 def feature_key(**fields) -> str:
     """Cache key: a hash of everything that determines the feature values (never of names alone)."""
-    blob = json.dumps({**fields, "features_version": FEATURES_VERSION}, sort_keys=True, default=str)
+    blob = json.dumps(_key_fields(fields), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 class FeatureCache:
-    """Feature matrices on disk as ``<key>.npy`` (float32), written atomically; loads are memory-mapped."""
+    """Feature matrices on disk as ``<key>.npy`` (float32), written atomically; loads are memory-mapped.
+
+    Beside each matrix, ``<key>.json`` holds the fields hashed into the key, so ``bench cache list``
+    can say what an entry is. A hit refreshes the matrix's mtime (its "last use"); after each write
+    the cache folder is pruned to ``$DCGAN_BENCH_CACHE_MAX`` (see ``bench.cache``), least recently used
+    first, never the matrix just written. An entry that cannot be read, or holds another shape or
+    dtype than asked for, is a miss: a warning names the file, and it is extracted again.
+    """
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root else cache_dir() / "features"
@@ -159,16 +173,50 @@ class FeatureCache:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.npy"
 
-    def get_or_extract(self, key: str, shape: tuple[int, int], fill) -> np.ndarray:
-        """The cached matrix for ``key``, or ``fill(out)`` into a new memory-mapped file first."""
-        path = self.path(key)
-        if path.exists():
+    def get_or_extract(self, fields: dict, shape: tuple[int, int], fill) -> np.ndarray:
+        """The cached matrix for the key of ``fields`` (see ``feature_key``), or ``fill(out)`` into a new
+        memory-mapped file first."""
+        path = self.path(feature_key(**fields))
+        sidecar = path.with_suffix(".json")
+        cached = self._load(path, tuple(shape))
+        if cached is not None:
             self.hits += 1
-            return np.load(path, mmap_mode="r")
+            mark_used(path)
+            if not sidecar.exists():  # an entry from before the descriptions
+                self._describe(sidecar, fields)
+            return cached
         self.misses += 1
+        cap = cap_from_env()  # read now, so a bad value fails before a long extraction
         with atomic_path(path) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
             fill(out)
             out.flush()
             del out
-        return np.load(path, mmap_mode="r")
+        self._describe(sidecar, fields)
+        features = np.load(path, mmap_mode="r")
+        if cap is not None:
+            prune(self.root.parent, cap, keep=(path, sidecar))
+        return features
+
+    @staticmethod
+    def _describe(sidecar: Path, fields: dict) -> None:
+        with contextlib.suppress(OSError):  # a description is for people: a read-only cache still serves
+            atomic_write_bytes(sidecar, json.dumps(_key_fields(fields), sort_keys=True, default=str).encode())
+
+    @staticmethod
+    def _load(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+        """The matrix at ``path`` if it is there and readable as float32 ``shape``; a bad one is removed."""
+        if not path.is_file():
+            return None
+        try:
+            features = np.load(path, mmap_mode="r")
+        except (OSError, ValueError, EOFError) as e:  # truncated or foreign files
+            problem = f"unreadable ({(str(e).strip().splitlines() or [type(e).__name__])[0]})"
+        else:
+            if features.dtype == np.float32 and features.shape == shape:
+                return features
+            problem = f"{features.dtype} {features.shape} where float32 {shape} was expected"
+            del features
+        warnings.warn(f"cached features {path}: {problem}; extracting them again", stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None

@@ -32,7 +32,7 @@ from dcgan.checkpoint import fingerprint
 from dcgan.config import DCGANConfig
 from dcgan.data import ImageDataset
 from dcgan.device import autocast
-from dcgan.fsutil import cache_dir
+from dcgan.fsutil import cache_dir, mark_used
 from dcgan.generate import generate
 from dcgan.nets import sample_z
 
@@ -233,10 +233,12 @@ def calculate(fake: torch.utils.data.Dataset, real: ImagesOnly, real_name: str, 
     """
     import torch_fidelity
 
+    cache_root = cache_dir() / "fidelity"
     values = torch_fidelity.calculate_metrics(
-        input1=fake, input2=real, input2_cache_name=real_name, cache=True, cache_root=str(cache_dir() / "fidelity"),
+        input1=fake, input2=real, input2_cache_name=real_name, cache=True, cache_root=str(cache_root),
         feature_extractor=torch_fidelity_name(extractor, precision),
         feature_extractor_weights_path=str(weights), cuda=device.type == "cuda",
         batch_size=batch_size, rng_seed=seed, save_cpu_ram=True, verbose=sys.stderr.isatty(),
         **{m: True for m in metrics}, **options)
+    mark_used(*cache_root.glob(f"{real_name}-*"))  # torch-fidelity read (or wrote) them: their last use
     return {ROW_NAMES[k]: float(v) for k, v in values.items() if k in ROW_NAMES}

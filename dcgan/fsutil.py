@@ -43,6 +43,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def mark_used(*paths: str | os.PathLike) -> None:
+    """Set the files' mtime to now: a cache entry's "last use", by which ``bench cache prune`` and the
+    size cap remove the least recently used first (creation time would evict what every run reads).
+
+    Best effort: a read-only or concurrently pruned cache stays usable.
+    """
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.utime(path)
+
+
 def cache_dir() -> Path:
     """The folder for derived data (decoded arrays, features, weights).
 

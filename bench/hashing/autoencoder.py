@@ -22,7 +22,7 @@ from bench.hashing.augment import jittered, translated
 from bench.hashing.collection import read_chunks
 from bench.params import Params, param
 from dcgan.errors import ConfigError, DataError
-from dcgan.fsutil import atomic_path, cache_dir
+from dcgan.fsutil import atomic_path, cache_dir, mark_used
 
 SIDE = 32  # the paper's 32x32 downsampled centre crops
 PIXELS = 3 * SIDE * SIDE
@@ -187,6 +187,7 @@ def autoencoder_for(data, recipe: AERecipe, seed: int, chunk: int) -> tuple[Hash
     up to ``recipe.train_images`` of its images (drawn from the seed) and cached."""
     path = autoencoder_cache_path(data.fingerprint(), data.transform_id, recipe, seed)
     if path.is_file():
+        mark_used(path)
         net, info = load_autoencoder(path)
         return net, {**info, "ae": str(path), "ae_source": "cached"}
     t0 = time.perf_counter()

@@ -15,8 +15,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from bench.features import (FeatureCache, LayerSpec, extract_features, feature_key, pixel_features,
-                            reestimate_batchnorm)
+from bench.features import FeatureCache, LayerSpec, extract_features, pixel_features, reestimate_batchnorm
 from bench.params import Params, build
 from bench.results import Measurement
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
@@ -175,17 +174,17 @@ class RunContext:
         d_ckpt = d_ckpt or self.ckpt
         trained, cfg = self.net("discriminator", d_ckpt)
         data = self.split(split, cfg.image_size, cfg.nc)
-        key = feature_key(model=model,
-                          ckpt=fingerprint(d_ckpt) if model == "trained-d" else cfg.to_dict(),
-                          dataset=self.dataset, root=str(Path(self.data_root).resolve()) if self.data_root else None,
-                          split=split, n=len(data), transform=data.transform_id,
-                          spec=str(spec) if model != "raw-pixels" else "pixels", subset=self.subset, seed=self.seed)
+        fields = dict(model=model,
+                      ckpt=fingerprint(d_ckpt) if model == "trained-d" else cfg.to_dict(),
+                      dataset=self.dataset, root=str(Path(self.data_root).resolve()) if self.data_root else None,
+                      split=split, n=len(data), transform=data.transform_id,
+                      spec=str(spec) if model != "raw-pixels" else "pixels", subset=self.subset, seed=self.seed)
         if model == "raw-pixels":
             dims = cfg.nc * cfg.image_size**2
-            return self.cache.get_or_extract(key, (len(data), dims), lambda out: pixel_features(data, out))
+            return self.cache.get_or_extract(fields, (len(data), dims), lambda out: pixel_features(data, out))
         # the D (and any batch-norm re-estimation) is built only on a cache miss
         return self.cache.get_or_extract(
-            key, (len(data), spec.dims(trained)),
+            fields, (len(data), spec.dims(trained)),
             lambda out: extract_features(self.discriminator(model, spec, d_ckpt), data, spec, self.device,
                                          self.batch_size, self.precision, out=out))
 

@@ -20,7 +20,7 @@ from dcgan.data.files import class_folders, default_root, not_found, run_downloa
 from dcgan.data.pixels import decode_image
 from dcgan.data.registry import register_dataset
 from dcgan.errors import DataError
-from dcgan.fsutil import atomic_path, cache_dir
+from dcgan.fsutil import atomic_path, cache_dir, mark_used
 
 _ARRAY_CACHE_VERSION = 1  # bump when the decoding of cached arrays changes
 
@@ -68,6 +68,7 @@ def _load_image_folder_arrays(root: Path, split: str, num_classes: int) -> Array
     key = repr((_ARRAY_CACHE_VERSION, str(root.resolve()), split, stats))
     cached = cache_dir() / "arrays" / f"{hashlib.sha256(key.encode()).hexdigest()}.npz"
     if cached.is_file():
+        mark_used(cached)
         with np.load(cached, allow_pickle=False) as z:
             return Arrays(torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]), source="folder-")
     images = _decode_same_size(paths, split_dir)
