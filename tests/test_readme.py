@@ -2,7 +2,8 @@
 
 Every line of the README's ```bash / ```sh / ```console blocks that starts with ``bench `` (or
 ``$ bench ``) is a command: each distinct ``bench <command> [<subcommand>]`` must answer ``--help``,
-each ``--option`` it uses must be an option of that command, and ``bench list`` (and every
+each ``--option`` it uses must be an option of that command (in the docs' commands too, whose
+``bench run`` tasks, ``--set`` keys and ``--recipe`` names must be registered), and ``bench list`` (and every
 ``bench list TASK`` shown) is run for real. The task and data set tables must name exactly the
 registered ones, and the README's relative links must resolve.
 
@@ -92,6 +93,8 @@ def table_names(text: str, heading: str) -> set[str]:
 
 TEXT = README.read_text()
 COMMANDS = bench_commands(TEXT)
+DOCS = sorted([*(ROOT / "docs").rglob("*.md"), ROOT / "benchmarks" / "README.md", ROOT / "results" / "README.md"])
+DOC_COMMANDS = [(doc.relative_to(ROOT).as_posix(), argv) for doc in DOCS for argv in bench_commands(doc.read_text())]
 PATHS = sorted({tuple(resolve(argv)[1]) for argv in COMMANDS})
 LIST_TASKS = [argv[1] for argv in COMMANDS if argv[:1] == ["list"] and len(argv) > 1]
 
@@ -119,13 +122,24 @@ def test_command_answers_help(path):
     assert r.exit_code == 0, f"bench {' '.join(path)} --help: exit {r.exit_code}\n{r.output}"
 
 
-@pytest.mark.parametrize("argv", COMMANDS, ids=[f"{i}:{' '.join(argv[:2])}" for i, argv in enumerate(COMMANDS)])
-def test_command_options_exist(argv):
+@pytest.mark.parametrize("doc,argv", [*((("README.md", a) for a in COMMANDS)), *DOC_COMMANDS],
+                         ids=[f"{d}:{' '.join(a[:2])}" for d, a in [*(("README.md", a) for a in COMMANDS), *DOC_COMMANDS]])
+def test_commands_name_real_options_tasks_parameters_and_recipes(doc, argv):
+    """Every command in the guide and the docs: its options exist, and for `bench run TASK` the task,
+    every `--set` key and the `--recipe` name are registered."""
+    from bench.run import TASKS
+
     cmd, path = resolve(argv)
-    assert cmd is not None, f"bench {' '.join(path)}: no such command"
+    assert cmd is not None, f"{doc}: bench {' '.join(path)}: no such command"
     used = {word.split("=", 1)[0] for word in argv if word.startswith("-")}
-    unknown = sorted(used - options(cmd))
-    assert not unknown, f"bench {' '.join(argv)}: bench {' '.join(path)} has no option {', '.join(unknown)}"
+    assert used <= options(cmd), f"{doc}: bench {' '.join(argv)}: no option {', '.join(sorted(used - options(cmd)))}"
+    if path == ["run"]:
+        task = TASKS.get(argv[1])
+        fields = {f.name for f in dataclasses.fields(task.Params)}
+        keys = {argv[i + 1].split("=", 1)[0] for i, w in enumerate(argv[:-1]) if w == "--set"}
+        assert keys <= fields, f"{doc}: bench {' '.join(argv)}: {argv[1]} has no parameter {keys - fields}"
+        recipes = {argv[i + 1] for i, w in enumerate(argv[:-1]) if w == "--recipe"}
+        assert recipes <= set(task.recipes), f"{doc}: bench {' '.join(argv)}: no recipe {recipes}"
 
 
 def test_bench_list_runs_and_the_tables_name_what_is_registered():
