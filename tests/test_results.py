@@ -8,10 +8,11 @@ from typing import Literal
 import pytest
 
 from bench.migrate import migrate_rows, move_artifacts
-from bench.params import Params, build, param, table
+from bench.params import build, table
 from bench.results import RESULT_COLUMNS, V1_COLUMNS, ResultsError, read_rows, upsert
 from bench.run import TASKS
 from dcgan.errors import ConfigError, DCGANError
+from dcgan.params import Params, param
 from dcgan.registry import Registry
 
 OLD_SVM = {"run_id": "f4d02fc6ff56cc3f", "task": "svm", "task_version": "3", "dataset": "digits", "split": "test",

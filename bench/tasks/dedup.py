@@ -37,10 +37,10 @@ from bench.hashing.clusters import distance, star
 from bench.hashing.collection import hash_collection, phash, probe_codes
 from bench.hashing.search import search
 from bench.inject import EDIT_NAMES
-from bench.params import param
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.fsutil import atomic_path
+from dcgan.params import param
 
 METHODS = ("ae-hash", "phash")
 SHEET_MEMBERS = 8  # images shown per cluster on the contact sheet
