@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from dcgan.errors import DCGANError
-from dcgan.fsutil import atomic_path
+from dcgan.fsutil import atomic_path, writable_folder
 
 
 class ResultsError(DCGANError):
@@ -131,7 +131,4 @@ def upsert(path: str | os.PathLike, rows: list[dict]) -> Path:
 def check_writable(path: str | os.PathLike) -> None:
     """Fail before any work when the results file could not be read back or replaced."""
     read_table(path)
-    folder = Path(path).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    if not os.access(folder, os.W_OK):
-        raise ResultsError(f"{folder}: results folder is not writable")
+    writable_folder(Path(path).parent, "results folder")

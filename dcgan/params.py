@@ -74,7 +74,7 @@ def _check(key: str, value, hint, meta) -> None:
 
 
 def _check_scalar(key: str, value, base, meta, hint) -> None:
-    wrong = ConfigError(f"parameter {key}={_show(value)}: expected {describe(hint, meta)}")
+    wrong = ConfigError(f"parameter {key}={_show(value, base)}: expected {describe(hint, meta)}")
     if typing.get_origin(base) is Literal:
         if not any(value == c and type(value) is type(c) for c in typing.get_args(base)):
             raise wrong  # by type too: True == 1.0 == 1, but a flag or a float is not the channel count 1
@@ -87,7 +87,7 @@ def _check_scalar(key: str, value, base, meta, hint) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float) if base is float else int):
             raise wrong
         if not math.isfinite(value):
-            raise wrong
+            raise ConfigError(f"{wrong} (finite)")
         low, high = meta.get("low"), meta.get("high")
         if low is not None and (value <= low if meta.get("low_open") else value < low):
             raise wrong
@@ -98,8 +98,9 @@ def _check_scalar(key: str, value, base, meta, hint) -> None:
         raise wrong
 
 
-def _show(value) -> str:
-    return repr(value) if not isinstance(value, float) else f"{value:g}"
+def _show(value, base=None) -> str:
+    """A value for a message: floats short (``0.0002``, ``nan``), but ``64.0`` where an integer belongs."""
+    return f"{value:g}" if isinstance(value, float) and base is not int else repr(value)
 
 
 def describe(hint, meta=None) -> str:
