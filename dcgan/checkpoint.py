@@ -120,9 +120,10 @@ def _check_structure(blob: dict, path: Path) -> None:
                               f"this one reads 1 to {VERSION}): upgrade dcgan-bench to read it")
     if kind not in KINDS:
         raise CheckpointError(f"checkpoint {path} is of kind {kind!r}, expected one of {', '.join(KINDS)}")
-    for key, typ in {"config": dict, **_REQUIRED[kind]}.items():
+    required = {"config": dict, **_REQUIRED[kind]}
+    for key, typ in required.items():
         if key not in blob:
-            raise CheckpointError(f"checkpoint {path} ({kind}) has no {key!r}; expected {', '.join(_REQUIRED[kind])}")
+            raise CheckpointError(f"checkpoint {path} ({kind}) has no {key!r}; expected {', '.join(required)}")
         if not isinstance(blob[key], typ) or isinstance(blob[key], bool):
             raise CheckpointError(f"checkpoint {path}: {key!r} is a {type(blob[key]).__name__}, expected a {typ.__name__}")
     for key in ("G", "D"):
