@@ -6,6 +6,7 @@ keeps its traceback. Heavy imports happen inside the commands, so ``bench --help
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -22,10 +23,16 @@ class UserError(click.ClickException):
 
 class _Group(click.Group):
     def invoke(self, ctx):
+        warnings.formatwarning = _one_line_warning
         try:
             return super().invoke(ctx)
         except DCGANError as e:
             raise UserError(str(e)) from None
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings of the command (e.g. --resume with nothing to resume) as one line on stderr, like errors."""
+    return f"warning: {message}\n"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -103,8 +110,7 @@ def train(dataset, data_root, download, subset, image_size, channels, arch, nz, 
                       channels_last=channels_last, checkpoint_every=checkpoint_every, workers=workers)
     trainer = run_training(cfg, out, device=device, resume=resume, max_steps=max_steps, download=download)
     if trainer.rank == 0:
-        click.echo(f"done: {trainer.step} steps; checkpoints {Path(out) / 'g.pt'}, {Path(out) / 'd.pt'}; "
-                   f"samples in {Path(out) / 'samples'}; log {trainer.log_path}")
+        click.echo(trainer.summary())
 
 
 @main.command()
@@ -130,11 +136,12 @@ def sample(ckpt, n, seed, device, out, numbers):
     from bench.pictures import numbered_sheet
     from dcgan.checkpoint import load_net
     from dcgan.device import resolve_device
-    from dcgan.fsutil import atomic_path
+    from dcgan.fsutil import atomic_path, writable_folder
     from dcgan.generate import generate
     from dcgan.nets import sample_z
     from dcgan.train import save_grid
 
+    writable_folder(Path(out).parent, "output folder")
     dev = resolve_device(device)
     G, cfg, _ = load_net(ckpt, "generator")
     z = sample_z(n, cfg, torch.Generator().manual_seed(seed))
@@ -315,15 +322,16 @@ def cache_clear(yes, include_weights, root):
 def report(results_dir, tasks, out):
     """Summarise results/*.csv: mean ± std over draws, with the paper's numbers beside ours."""
     from bench.report import load_rows, summarize, to_markdown
+    from dcgan.fsutil import atomic_path, writable_folder
 
+    if out:
+        writable_folder(Path(out).parent, "output folder")
     rows = load_rows(results_dir, tasks)
     if not rows:
         raise UserError(f"no result rows under {results_dir}" + (f" for {', '.join(tasks)}" if tasks else ""))
     text = to_markdown(summarize(rows), references=True)
     click.echo(text)
     if out:
-        from dcgan.fsutil import atomic_path
-
         with atomic_path(out) as tmp:
             tmp.write_text(text + "\n")
         click.echo(f"wrote {out}")

@@ -12,13 +12,12 @@ import contextlib
 import csv
 import fcntl
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from dcgan.errors import DCGANError
-from dcgan.fsutil import atomic_path
+from dcgan.fsutil import atomic_path, writable_folder
 
 
 class ResultsError(DCGANError):
@@ -132,10 +131,4 @@ def upsert(path: str | os.PathLike, rows: list[dict]) -> Path:
 def check_writable(path: str | os.PathLike) -> None:
     """Fail before any work when the results file could not be read back or replaced."""
     read_table(path)
-    folder = Path(path).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
-            pass  # what the atomic write will do: a new file in the folder
-    except OSError as e:
-        raise ResultsError(f"{folder}: cannot write results there ({e.strerror or e})") from None
+    writable_folder(Path(path).parent, "results folder")

@@ -5,6 +5,10 @@ atomically, so a reader never needs the command that made it. ``kind`` is ``trai
 optimisers, counters and RNG states), ``generator`` or ``discriminator``. The loaders also accept
 pytorch/examples' raw ``netG_epoch_N.pth`` / ``netD_epoch_N.pth`` state dicts, whose sizes are read
 off the weight shapes.
+
+``read_checkpoint`` checks a file's structure before anyone uses it (its version, the keys its kind
+must hold and their types, a valid config), so a foreign, damaged or newer file is a one-line
+``CheckpointError`` naming it, never a KeyError in whatever reads it next.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from pathlib import Path
 import torch
 
 from dcgan.config import DCGANConfig
-from dcgan.errors import CheckpointError
+from dcgan.errors import CheckpointError, ConfigError, one_line
 from dcgan.fsutil import atomic_path
 from dcgan.nets import Discriminator, Generator
 
@@ -25,26 +29,64 @@ VERSION = 1
 KINDS = ("training", "generator", "discriminator")
 _NETS = {"generator": Generator, "discriminator": Discriminator}
 _STATE_KEY = {"generator": "G", "discriminator": "D"}
+_REQUIRED = {  # what each kind must hold besides the header, and of which type
+    "generator": {"G": dict},
+    "discriminator": {"D": dict},
+    "training": {"G": dict, "D": dict, "optG": dict, "optD": dict, "step": int, "noise_rng": list,
+                 "torch_rng": torch.Tensor, "train_config": dict},
+}
 
 
-def save_checkpoint(path: str | os.PathLike, kind: str, config: DCGANConfig, **payload) -> Path:
-    """Write a checkpoint atomically: a killed process leaves the previous file intact."""
+def make_checkpoint(kind: str, config: DCGANConfig, **payload) -> dict:
+    """The dict a checkpoint file holds: the header, then ``payload``."""
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} not in {KINDS}")
-    blob = {"format": FORMAT, "version": VERSION, "kind": kind, "config": config.to_dict(), **payload}
+    return {"format": FORMAT, "version": VERSION, "kind": kind, "config": config.to_dict(), **payload}
+
+
+def write_checkpoint(path: str | os.PathLike, blob: dict) -> Path:
+    """Write a checkpoint atomically: a killed process leaves the previous file intact."""
     with atomic_path(path) as tmp:
         torch.save(blob, tmp)
     return Path(path)
 
 
+def save_checkpoint(path: str | os.PathLike, kind: str, config: DCGANConfig, **payload) -> Path:
+    return write_checkpoint(path, make_checkpoint(kind, config, **payload))
+
+
+def model_exports(config: DCGANConfig, G: Generator, D: Discriminator, meta: dict | None = None) -> tuple[dict, dict]:
+    """The generator and discriminator exports (config + weights + ``meta``, nothing else) as dicts."""
+    meta = meta or {}
+    return (make_checkpoint("generator", config, G=_cpu_state(G), meta=meta),
+            make_checkpoint("discriminator", config, D=_cpu_state(D), meta=meta))
+
+
 def export_models(out_dir: str | os.PathLike, config: DCGANConfig, G: Generator, D: Discriminator,
                   prefix: str = "", meta: dict | None = None) -> tuple[Path, Path]:
-    """Write ``{prefix}g.pt`` and ``{prefix}d.pt``: config + weights, nothing else."""
-    out_dir = Path(out_dir)
-    meta = meta or {}
-    g = save_checkpoint(out_dir / f"{prefix}g.pt", "generator", config, G=_cpu_state(G), meta=meta)
-    d = save_checkpoint(out_dir / f"{prefix}d.pt", "discriminator", config, D=_cpu_state(D), meta=meta)
-    return g, d
+    """Write ``{prefix}g.pt`` and ``{prefix}d.pt`` (``model_exports``)."""
+    g, d = model_exports(config, G, D, meta)
+    return (write_checkpoint(Path(out_dir) / f"{prefix}g.pt", g),
+            write_checkpoint(Path(out_dir) / f"{prefix}d.pt", d))
+
+
+def holds(path: str | os.PathLike, blob: dict) -> bool:
+    """Whether ``path`` is a readable checkpoint equal to ``blob``, tensors bit for bit."""
+    try:
+        return _equal(torch.load(path, map_location="cpu", weights_only=True), blob)
+    except Exception:  # missing, truncated or foreign: it does not hold blob
+        return False
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
+                and a.shape == b.shape and torch.equal(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
 
 
 def _cpu_state(net: torch.nn.Module) -> dict:
@@ -61,11 +103,44 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated / foreign files
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({reason[:120]})") from None
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({one_line(e)[:120]})") from None
     if not isinstance(blob, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(blob).__name__}, expected a dict")
+    if blob.get("format") == FORMAT:
+        _check_structure(blob, path)
     return blob
+
+
+def _check_structure(blob: dict, path: Path) -> None:
+    version, kind = blob.get("version"), blob.get("kind")
+    if type(version) is not int or version < 1:
+        raise CheckpointError(f"checkpoint {path} has version {version!r}, expected an integer from 1 to {VERSION}")
+    if version > VERSION:
+        raise CheckpointError(f"checkpoint {path} was written by a newer dcgan-bench (format version {version}, "
+                              f"this one reads 1 to {VERSION}): upgrade dcgan-bench to read it")
+    if kind not in KINDS:
+        raise CheckpointError(f"checkpoint {path} is of kind {kind!r}, expected one of {', '.join(KINDS)}")
+    required = {"config": dict, **_REQUIRED[kind]}
+    for key, typ in required.items():
+        if key not in blob:
+            raise CheckpointError(f"checkpoint {path} ({kind}) has no {key!r}; expected {', '.join(required)}")
+        if not isinstance(blob[key], typ) or isinstance(blob[key], bool):
+            raise CheckpointError(f"checkpoint {path}: {key!r} is a {type(blob[key]).__name__}, expected a {typ.__name__}")
+    for key in ("G", "D"):
+        if key in _REQUIRED[kind] and not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in blob[key].items()):
+            raise CheckpointError(f"checkpoint {path}: {key!r} is not a state dict (names to tensors)")
+    if kind == "training" and blob["step"] < 0:
+        raise CheckpointError(f"checkpoint {path} is at step {blob['step']}, expected a step >= 0")
+    checkpoint_config(blob, path)
+
+
+def checkpoint_config(blob: dict, path) -> DCGANConfig:
+    """The model config a dcgan-bench checkpoint holds; a bad one is a CheckpointError naming ``path``."""
+    try:
+        return DCGANConfig.from_dict(blob["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"checkpoint {path}: {e}") from None
 
 
 def load_net(path: str | os.PathLike, kind: str) -> tuple[torch.nn.Module, DCGANConfig, dict]:
@@ -79,7 +154,7 @@ def load_net(path: str | os.PathLike, kind: str) -> tuple[torch.nn.Module, DCGAN
     found = blob.get("kind")
     if found not in (kind, "training"):
         raise CheckpointError(f"checkpoint {path} holds a {found}, expected a {kind} (or a training checkpoint)")
-    config = DCGANConfig.from_dict(blob["config"])
+    config = checkpoint_config(blob, path)
     net = _NETS[kind](config)
     _load_state(net, blob[_STATE_KEY[kind]], path)
     return net.eval(), config, blob
@@ -92,24 +167,34 @@ def _load_state(net: torch.nn.Module, state: dict, path) -> None:
         raise CheckpointError(f"checkpoint {path} does not match its config ({str(e).splitlines()[0]})") from None
 
 
+_EXAMPLES_KEY = re.compile(r"(?:module\.)?main\.(\d+)\.\w+")
+
+
 def _load_examples(path, sd: dict, kind: str) -> tuple[torch.nn.Module, DCGANConfig, dict]:
     """pytorch/examples' dcgan saves bare state dicts with keys ``main.<i>.<param>`` (``module.``
     in front when the net was wrapped in DataParallel)."""
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    if not sd or not all(isinstance(k, str) and k.startswith("main.") for k in sd):
+    if not sd or not all(isinstance(k, str) and _EXAMPLES_KEY.fullmatch(k) and isinstance(v, torch.Tensor)
+                         for k, v in sd.items()):
         raise CheckpointError(f"checkpoint {path} is neither a dcgan-bench checkpoint nor a pytorch/examples state dict")
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
     found = "generator" if "main.1.weight" in sd else "discriminator"  # G has batch norm right after its first layer
     if found != kind:
         raise CheckpointError(f"checkpoint {path} holds a pytorch/examples {found}, expected a {kind}")
     convs = sorted((int(k.split(".")[1]), v) for k, v in sd.items() if k.endswith(".weight") and v.dim() == 4)
+    if len(convs) < 2:
+        raise CheckpointError(f"checkpoint {path} looks like a pytorch/examples {kind} but has {len(convs)} "
+                              "convolution weights, expected at least 2")
     first, last = convs[0][1], convs[-1][1]
     n_up = len(convs) - 1  # layers between the first (projection / input) conv and the last
-    if kind == "generator":
-        nz, top, nc = first.shape[0], first.shape[1], last.shape[1]
-        config = DCGANConfig(image_size=4 * 2 ** n_up, nc=nc, nz=nz, ngf=top // 2 ** (n_up - 1))
-    else:
-        ndf, nc = first.shape[0], first.shape[1]
-        config = DCGANConfig(image_size=4 * 2 ** n_up, nc=nc, ndf=ndf)
+    try:
+        if kind == "generator":
+            nz, top, nc = first.shape[0], first.shape[1], last.shape[1]
+            config = DCGANConfig(image_size=4 * 2 ** n_up, nc=nc, nz=nz, ngf=top // 2 ** (n_up - 1))
+        else:
+            ndf, nc = first.shape[0], first.shape[1]
+            config = DCGANConfig(image_size=4 * 2 ** n_up, nc=nc, ndf=ndf)
+    except ConfigError as e:
+        raise CheckpointError(f"checkpoint {path}: the sizes read off its weights are no DCGAN's ({e})") from None
     net = _NETS[kind](config)
     _load_state(net, sd, path)
     return net.eval(), config, {"format": "pytorch-examples", "kind": kind, "config": config.to_dict()}

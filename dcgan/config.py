@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 from dcgan.errors import ConfigError
+from dcgan.params import Params, param
 
 ARCHS = ("dcgan", "imagenet32")
 """``dcgan``: the canonical 4x4-kernel DCGAN (pytorch/examples, dcgan.torch).
@@ -19,39 +21,46 @@ IMAGE_SIZES = {"dcgan": (32, 64, 128), "imagenet32": (32,)}
 Z_DISTS = ("normal", "uniform")
 
 
+MAX_WIDTH = 4096
+"""Upper bound of nz, ngf and ndf: 32 times the paper's widest net (ngf 128), so that a mistyped width
+(an extra zero or two) is refused here rather than failing in a multi-gigabyte allocation."""
+
+
 @dataclass(frozen=True)
-class DCGANConfig:
-    image_size: int = 64
-    nc: int = 3  # image channels
-    nz: int = 100  # latent size (paper: 100)
-    ngf: int = 64  # generator width
-    ndf: int = 64  # discriminator width
-    arch: str = "dcgan"
-    z_dist: str = "normal"  # paper: uniform; pytorch/examples and most reproductions: normal
+class DCGANConfig(Params):
+    image_size: int = param(64, "image side in pixels; the sizes an arch supports: IMAGE_SIZES", low=1)
+    nc: Literal[1, 3] = param(3, "image channels: 1 grey, 3 RGB")
+    nz: int = param(100, "latent size (paper: 100)", low=1, high=MAX_WIDTH)
+    ngf: int = param(64, "generator width", low=1, high=MAX_WIDTH)
+    ndf: int = param(64, "discriminator width", low=1, high=MAX_WIDTH)
+    arch: Literal[ARCHS] = param("dcgan", "the network family, see ARCHS")
+    z_dist: Literal[Z_DISTS] = param("normal", "paper: uniform; pytorch/examples and most reproductions: normal")
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ConfigError(f"unknown architecture {self.arch!r}; expected one of {', '.join(ARCHS)}")
+        super().__post_init__()
         if self.image_size not in IMAGE_SIZES[self.arch]:
             sizes = ", ".join(map(str, IMAGE_SIZES[self.arch]))
             raise ConfigError(
                 f"image size {self.image_size} is not supported by arch {self.arch!r}; expected {sizes}"
             )
-        if self.nc not in (1, 3):
-            raise ConfigError(f"nc={self.nc}: expected 1 (grey) or 3 (RGB) channels")
-        if self.z_dist not in Z_DISTS:
-            raise ConfigError(f"z_dist={self.z_dist!r}: expected one of {', '.join(Z_DISTS)}")
-        for name in ("nz", "ngf", "ndf"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)}: expected a positive integer")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DCGANConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown model config keys {sorted(unknown)}; expected {sorted(known)}")
-        return cls(**d)
+        return cls(**known_keys(cls, d, "model config"))
+
+
+def known_keys(cls, d, what: str) -> dict:
+    """``d`` as keyword arguments of dataclass ``cls``: a dict of its field names, else a ConfigError.
+
+    Keys left out take their defaults, so files written before a field was added still load.
+    """
+    if not isinstance(d, dict):
+        raise ConfigError(f"{what} is a {type(d).__name__}, expected a dict of {cls.__name__} fields")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ConfigError(f"unknown {what} keys {sorted(map(str, unknown))}; expected {sorted(known)}")
+    return d

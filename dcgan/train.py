@@ -7,7 +7,8 @@ neither changes the numbers:
   that pytorch/examples computes there and throws away at the next ``zero_grad`` are never computed;
 - real images stay uint8 until they reach the device.
 
-A run folder holds:
+A run folder (``dcgan.runfolder``, which also says how its files stay in line with the checkpoint)
+holds:
   checkpoint.pt     the full training state (latest), written atomically every N steps and per epoch
   g.pt, d.pt        standalone exports of the latest epoch
   ckpt/epochNNN_{g,d}.pt  exports after every epoch (FID vs training step, features vs epoch)
@@ -17,62 +18,66 @@ A run folder holds:
 
 Resume recomputes the epoch's data order from (seed, epoch) and skips the batches already done,
 and restores the noise generator: "2 epochs straight" and "1 epoch, kill, resume" end in the same
-weights.
+weights, and the same files.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from dcgan.checkpoint import export_models, read_checkpoint, save_checkpoint
-from dcgan.config import DCGANConfig
+from dcgan.checkpoint import model_exports, read_checkpoint, save_checkpoint
+from dcgan.config import DCGANConfig, known_keys
 from dcgan.data import load_dataset
 from dcgan.device import PRECISIONS, autocast, keep_freed_memory, resolve_device, seed_everything
-from dcgan.errors import CheckpointError, ConfigError
-from dcgan.fsutil import atomic_path
+from dcgan.errors import CheckpointError, ConfigError, one_line
+from dcgan.fsutil import atomic_path, writable_folder
 from dcgan.generate import generate
 from dcgan.nets import Discriminator, Generator, sample_z
+from dcgan.params import Params, param
+from dcgan.runfolder import RunFolder
 
-LOG_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2", "seconds")
 SAMPLE_GRID = 64
 GRID_PAD = 2  # pixels around and between the tiles of a sample grid
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Training settings; the defaults are the paper's recipe (section 4)."""
+class TrainConfig(Params):
+    """Training settings; the defaults are the paper's recipe (section 4). The batch size is also
+    checked against the data set once it is loaded (``Trainer``): at most its number of images."""
 
-    model: DCGANConfig = field(default_factory=DCGANConfig)
-    dataset: str = "digits"
-    data_root: str | None = None
-    subset: int | None = None
-    epochs: int = 25
-    batch_size: int = 128  # paper: mini-batch SGD with batch 128
-    lr: float = 2e-4  # paper: Adam, learning rate 0.0002
-    beta1: float = 0.5  # paper: beta1 0.5 (0.9 oscillated)
-    seed: int = 0
-    precision: str = "fp32"
-    channels_last: bool = True
-    checkpoint_every: int = 500  # steps; also at every epoch end
-    workers: int = 2  # data-loader processes for file-backed data sets
+    model: DCGANConfig = param(default_factory=DCGANConfig, help="the networks")
+    dataset: str = param("digits", "a registered data set")
+    data_root: str | None = param(None, "the folder holding the data set's files")
+    subset: int | None = param(None, "train on this many images drawn with the seed", low=1)
+    epochs: int = param(25, "passes over the training images", low=1)
+    batch_size: int = param(128, "images per step, over all processes (paper: mini-batch SGD with batch 128)",
+                            low=1)
+    lr: float = param(2e-4, "Adam's learning rate (paper: 0.0002)", low=0, low_open=True)
+    beta1: float = param(0.5, "Adam's beta1 (paper: 0.5; 0.9 oscillated)", low=0, high=1, high_open=True)
+    seed: int = param(0, "seeds the weights, the data order, the noise and the subset (numpy's range)",
+                      low=0, high=2**32 - 1)
+    precision: Literal[PRECISIONS] = param("fp32", "fp32, or bf16 autocast")
+    channels_last: bool = param(True, "channels-last memory format: the same numbers, faster on CPUs")
+    checkpoint_every: int = param(500, "steps between training checkpoints; also at every epoch end", low=1)
+    workers: int = param(2, "data-loader processes for file-backed data sets", low=0)
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
-        for name in ("epochs", "batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)}: expected a positive integer")
+        super().__post_init__()
+        if self.subset is not None and self.batch_size > self.subset:
+            raise ConfigError(f"parameter batch_size={self.batch_size}: expected at most subset={self.subset}, "
+                              "the number of training images")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -81,8 +86,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        d["model"] = DCGANConfig.from_dict(d["model"])
+        d = dict(known_keys(cls, d, "training config"))
+        if "model" in d:
+            d["model"] = DCGANConfig.from_dict(d["model"])
         return cls(**d)
 
 
@@ -94,6 +100,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out: str | os.PathLike, device: str = "auto", download: bool = False):
         self.cfg = cfg
         self.out = Path(out)
+        self.folder = RunFolder(out)
         self.world, self.rank = _distributed_setup(device)
         self.device = _rank_device(resolve_device(device), self.rank)
         if self.device.type == "cpu":
@@ -102,10 +109,9 @@ class Trainer:
         self.data = load_dataset(cfg.dataset, "train", root=cfg.data_root, image_size=cfg.model.image_size,
                                  channels=cfg.model.nc, subset=cfg.subset, seed=cfg.seed,
                                  download=download and self.rank == 0)
-        if len(self.data) < self.world:
-            raise ConfigError(f"data set {cfg.dataset!r} has {len(self.data)} images, fewer than {self.world} processes")
-        self.local_batch = max(1, cfg.batch_size // self.world)
-        self.steps_per_epoch = max(1, len(self.data) // (self.local_batch * self.world))
+        self._check_batches()
+        self.local_batch = cfg.batch_size // self.world
+        self.steps_per_epoch = len(self.data) // cfg.batch_size
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.G = Generator(cfg.model).to(self.device, memory_format=fmt)
         self.D = Discriminator(cfg.model).to(self.device, memory_format=fmt)
@@ -127,10 +133,24 @@ class Trainer:
         if self._images is not None:
             self._images = self._images.to(self.device)
 
+    def _check_batches(self) -> None:
+        """Every step trains on ``batch_size`` images, as asked and as logged: the batch must fit in the
+        data set and split evenly over the processes (the last incomplete batch of an epoch is dropped)."""
+        n, cfg = len(self.data), self.cfg
+        if cfg.subset is not None and cfg.subset > n:
+            raise ConfigError(f"parameter subset={cfg.subset}: expected at most {n}, the training images of "
+                              f"data set {cfg.dataset!r}")
+        if cfg.batch_size > n:
+            raise ConfigError(f"parameter batch_size={cfg.batch_size}: expected at most {n}, the training images "
+                              f"of data set {cfg.dataset!r}")
+        if cfg.batch_size % self.world:
+            raise ConfigError(f"parameter batch_size={cfg.batch_size}: expected a multiple of the {self.world} "
+                              "processes (it is the batch over all of them)")
+
     # ---- state ------------------------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path:
-        return self.out / "checkpoint.pt"
+        return self.folder.checkpoint
 
     def state(self) -> dict:
         return {
@@ -151,24 +171,30 @@ class Trainer:
             save_checkpoint(self.checkpoint_path, "training", self.cfg.model, **state)
 
     def resume(self) -> None:
-        blob = read_checkpoint(self.checkpoint_path)
+        path = self.checkpoint_path
+        blob = read_checkpoint(path)
         if blob.get("kind") != "training":
-            raise CheckpointError(f"{self.checkpoint_path} is not a training checkpoint")
-        saved = TrainConfig.from_dict(blob["train_config"])
+            raise CheckpointError(f"{path} is not a training checkpoint")
+        try:
+            saved = TrainConfig.from_dict(blob["train_config"])
+        except ConfigError as e:
+            raise CheckpointError(f"checkpoint {path}: {e}") from None
         changed = {k for k in self.cfg.to_dict() if self.cfg.to_dict()[k] != saved.to_dict()[k]}
         if changed - _RESUMABLE_CHANGES:
             diff = ", ".join(f"{k}: {saved.to_dict()[k]} -> {self.cfg.to_dict()[k]}" for k in sorted(changed - _RESUMABLE_CHANGES))
-            raise ConfigError(f"cannot resume {self.checkpoint_path} with other settings ({diff})")
+            raise ConfigError(f"cannot resume {path} with other settings ({diff})")
         if blob.get("world_size", 1) != self.world:
-            raise ConfigError(f"{self.checkpoint_path} was written by {blob.get('world_size', 1)} processes, resuming with {self.world}")
-        self.G.load_state_dict(blob["G"])
-        self.D.load_state_dict(blob["D"])
-        self.optG.load_state_dict(blob["optG"])
-        self.optD.load_state_dict(blob["optD"])
+            raise ConfigError(f"{path} was written by {blob.get('world_size', 1)} processes, resuming with {self.world}")
+        try:
+            self.G.load_state_dict(blob["G"])
+            self.D.load_state_dict(blob["D"])
+            self.optG.load_state_dict(blob["optG"])
+            self.optD.load_state_dict(blob["optD"])
+            self.noise.set_state(blob["noise_rng"][self.rank])
+            torch.set_rng_state(blob["torch_rng"])
+        except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as e:
+            raise CheckpointError(f"checkpoint {path} does not fit its own settings ({one_line(e)[:160]})") from None
         self.step = blob["step"]
-        self.noise.set_state(blob["noise_rng"][self.rank])
-        torch.set_rng_state(blob["torch_rng"])
-        self._truncate_log()
 
     # ---- data -------------------------------------------------------------------------------
     def epoch_batches(self, epoch: int, skip: int):
@@ -237,10 +263,15 @@ class Trainer:
 
     # ---- the loop ---------------------------------------------------------------------------
     def fit(self, max_steps: int | None = None) -> None:
-        """Train to ``cfg.epochs`` (or stop after ``max_steps`` steps in total, checkpointed)."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Train to ``cfg.epochs`` (or stop after ``max_steps`` steps in total, checkpointed).
+
+        First the folder is brought in line with the state (``dcgan.runfolder``): the log is cut to
+        the state's step and, at an epoch end, that epoch's exports are repaired.
+        """
         if self.rank == 0:
-            _write_json(self.out / "config.json", self.cfg.to_dict())
+            self._align_folder()
+        if max_steps is not None and self.step >= max_steps:
+            return
         first_epoch = self.step // self.steps_per_epoch
         for epoch in range(first_epoch, self.cfg.epochs):
             skip = self.step - epoch * self.steps_per_epoch
@@ -271,53 +302,74 @@ class Trainer:
         self.save()
         if self.rank != 0:
             return
-        meta = {"epoch": epoch, "step": self.step, "dataset": self.cfg.dataset, "seed": self.cfg.seed}
-        export_models(self.out, self.cfg.model, self.G, self.D, meta=meta)
-        export_models(self.out / "ckpt", self.cfg.model, self.G, self.D, prefix=f"epoch{epoch:03d}_", meta=meta)
-        self.save_samples(self.out / "samples" / f"epoch{epoch:03d}.png")
+        self.write_exports()
         tqdm.write(f"epoch {epoch}: {seconds:.1f} s for {steps_run} steps, "
                    f"{steps_run * self.cfg.batch_size / seconds:.0f} img/s, "
-                   f"samples in {self.out / 'samples'}")
+                   f"samples in {self.folder.samples}")
 
-    def save_samples(self, path: Path) -> None:
-        save_grid(generate(self.G, self.fixed_z, batch_size=SAMPLE_GRID, device=self.device,
-                           precision=self.cfg.precision), path)
+    def write_exports(self) -> list[Path]:
+        """Write the exports of the epoch the state ends (its step must be an epoch end) that are
+        missing or hold anything else; returns the paths written. Everything in them comes from the
+        state a checkpoint holds (weights, step, settings), so they can be rewritten from it exactly."""
+        epoch, into = divmod(self.step, self.steps_per_epoch)
+        assert into == 0 and epoch > 0, f"step {self.step} does not end an epoch"
+        meta = {"epoch": epoch, "step": self.step, "dataset": self.cfg.dataset, "seed": self.cfg.seed}
+        g, d = model_exports(self.cfg.model, self.G, self.D, meta)
+        grid = grid_image(generate(self.G, self.fixed_z, batch_size=SAMPLE_GRID, device=self.device,
+                                   precision=self.cfg.precision))
+        return self.folder.write_exports(epoch, g, d, grid)
+
+    def _align_folder(self) -> None:
+        writable_folder(self.out, "run folder")
+        self.folder.remove_orphaned_temps()
+        _write_json(self.folder.config, self.cfg.to_dict())
+        self.folder.rewrite_log(self.step)
+        if self.step and self.step % self.steps_per_epoch == 0:
+            repaired = self.write_exports()
+            if repaired:
+                tqdm.write(f"repaired from {self.checkpoint_path}: {', '.join(str(p) for p in repaired)}")
+
+    def summary(self) -> str:
+        """One line on what the run folder holds now, naming only files that exist and hold this state."""
+        epoch, into = divmod(self.step, self.steps_per_epoch)
+        log = f"log {self.log_path}"
+        if into:
+            return (f"stopped at step {self.step}, {into} of {self.steps_per_epoch} steps into epoch {epoch + 1}: "
+                    f"training state in {self.checkpoint_path} (continue with --resume); {log}")
+        exports = self.folder.exports(epoch)
+        head = (f"done: {self.step} steps" if epoch >= self.cfg.epochs else
+                f"stopped after epoch {epoch} of {self.cfg.epochs} ({self.step} steps; continue with --resume)")
+        return (f"{head}; checkpoints {exports['g']}, {exports['d']}; samples in {self.folder.samples}; {log}")
 
     # ---- the per-step log -------------------------------------------------------------------
     @property
     def log_path(self) -> Path:
-        return self.out / "log.csv"
+        return self.folder.log
 
     def _log_row(self, row: dict) -> None:
-        if self.rank != 0:
-            return
-        new = not self.log_path.exists()
-        with open(self.log_path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-            if new:
-                w.writeheader()
-            w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
-
-    def _truncate_log(self) -> None:
-        """Drop log rows of steps after the checkpoint: they are about to be redone."""
-        if self.rank != 0 or not self.log_path.exists():
-            return
-        with open(self.log_path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
-        with atomic_path(self.log_path) as tmp, open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-            w.writeheader()
-            w.writerows(rows)
+        if self.rank == 0:
+            self.folder.append_log(row)
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, device: str = "auto", resume: bool = False,
           max_steps: int | None = None, download: bool = False) -> Trainer:
-    """Train (or resume) a run in ``out``; returns the finished trainer."""
+    """Train (or resume) a run in ``out``; returns the finished trainer.
+
+    A run folder holding a checkpoint is continued only with ``resume``. ``resume`` on a folder without
+    one warns and starts a new run rather than refusing: a preemptible job relaunches one command
+    line, --resume included, and its first launch has nothing to resume yet.
+    """
+    if max_steps is not None and (type(max_steps) is not int or max_steps < 1):
+        raise ConfigError(f"max_steps={max_steps!r}: expected an integer >= 1")
+    folder = RunFolder(writable_folder(out, "run folder"))
+    found = folder.checkpoint.exists()
+    if found and not resume:
+        raise ConfigError(f"{folder.checkpoint} exists: pass --resume to continue it, or choose another --out")
     trainer = Trainer(cfg, out, device, download=download)
-    if trainer.checkpoint_path.exists():
-        if not resume:
-            raise ConfigError(f"{trainer.checkpoint_path} exists: pass --resume to continue it, or choose another --out")
+    if found:
         trainer.resume()
+    elif resume and trainer.rank == 0:
+        warnings.warn(f"--resume: no checkpoint in {out}, starting a new run there", stacklevel=2)
     try:
         trainer.fit(max_steps=max_steps)
     finally:

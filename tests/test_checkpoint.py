@@ -103,3 +103,54 @@ def test_pytorch_examples_state_dicts_load_with_sizes_read_off_the_weights(tmp_p
     assert torch.allclose(torch.sigmoid(D(x)), netD(x).flatten(), atol=1e-6)
     with pytest.raises(CheckpointError, match="pytorch/examples generator, expected a discriminator"):
         load_net(tmp_path / "netG_epoch_24.pth", "discriminator")
+
+
+def _without(blob, key):
+    return {k: v for k, v in blob.items() if k != key}
+
+
+_CFG = DCGANConfig(image_size=32, ngf=8, ndf=8)
+_D_STATE = Discriminator(_CFG).state_dict()
+_D_EXPORT = {"format": "dcgan-bench", "version": 1, "kind": "discriminator", "config": _CFG.to_dict(),
+             "D": _D_STATE, "meta": {}}
+
+
+@pytest.mark.parametrize("blob,expected", [
+    (_without(_D_EXPORT, "config"), "(discriminator) has no 'config'"),
+    (_without(_D_EXPORT, "D"), "(discriminator) has no 'D'"),
+    ({**_D_EXPORT, "config": "hello"}, "'config' is a str, expected a dict"),
+    ({**_D_EXPORT, "config": {**_CFG.to_dict(), "ndf": "8"}}, "parameter ndf='8': expected an integer"),
+    ({**_D_EXPORT, "version": 99}, "was written by a newer dcgan-bench (format version 99"),
+    ({**_D_EXPORT, "version": "1"}, "has version '1', expected an integer from 1 to 1"),
+    ({**_D_EXPORT, "kind": "optimiser"}, "is of kind 'optimiser'"),
+    ({**_D_EXPORT, "D": {"main.0.weight": "not a tensor"}}, "'D' is not a state dict"),
+    ({"main.1.running_mean": torch.zeros(3)}, "has 0 convolution weights, expected at least 2"),
+    ({"main.0.weight": torch.zeros(8, 3, 4, 4), "main.2.weight": torch.zeros(1, 8, 4, 4)},
+     "the sizes read off its weights are no DCGAN's"),
+    ({"main.x.weight": torch.zeros(1)}, "neither a dcgan-bench checkpoint nor a pytorch/examples state dict"),
+])
+def test_malformed_checkpoints_are_one_line_errors_naming_the_file(tmp_path, blob, expected):
+    """Each of these was a KeyError, an IndexError, a ValueError or, for a newer version, silently accepted."""
+    path = tmp_path / "bad.pt"
+    torch.save(blob, path)
+    with pytest.raises(CheckpointError) as e:
+        load_net(path, "discriminator")
+    assert expected in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_training_checkpoint_missing_its_optimiser_state_cannot_be_resumed(tmp_path):
+    from dcgan.train import TrainConfig, train
+
+    cfg = TrainConfig(model=_CFG, dataset="synthetic", subset=32, epochs=1, batch_size=16)
+    run = tmp_path / "run"
+    train(cfg, run, device="cpu")
+    blob = torch.load(run / "checkpoint.pt", weights_only=True)
+    torch.save(_without(blob, "optD"), run / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match=r"\(training\) has no 'optD'"):
+        train(cfg, run, device="cpu", resume=True)
+    torch.save({**blob, "train_config": {**blob["train_config"], "lr": "fast"}}, run / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="parameter lr='fast': expected a number > 0"):
+        train(cfg, run, device="cpu", resume=True)
+    torch.save({**blob, "optD": blob["optG"]}, run / "checkpoint.pt")  # G's optimiser state in D's place
+    with pytest.raises(CheckpointError, match="does not fit its own settings"):
+        train(cfg, run, device="cpu", resume=True)

@@ -1,4 +1,10 @@
 """The `bench` command end to end: training, sampling, listing, and one-line errors for bad input."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -34,6 +40,15 @@ def test_train_then_sample_then_resume(tmp_path):
      "image size 64 is not supported by arch 'imagenet32'"),
     (["sample", "--ckpt", "{tmp}/missing.pt"], "does not exist"),
     (["train", "--dataset", "synthetic", "--device", "cuda", "--out", "{tmp}/x"], "CUDA is not available"),
+    (["train", "--dataset", "synthetic", "--lr", "-1", "--out", "{tmp}/x"], "parameter lr=-1: expected a number > 0"),
+    (["train", "--dataset", "synthetic", "--lr", "nan", "--out", "{tmp}/x"], "parameter lr=nan: expected a number > 0"),
+    (["train", "--dataset", "synthetic", "--beta1", "2", "--out", "{tmp}/x"],
+     "parameter beta1=2: expected a number in [0, 1)"),
+    (["train", "--dataset", "synthetic", "--batch-size", "100000000", "--out", "{tmp}/x"],
+     "parameter batch_size=100000000: expected at most 512, the training images of data set 'synthetic'"),
+    (["train", "--dataset", "synthetic", "--subset", "64", "--batch-size", "100000000", "--out", "{tmp}/x"],
+     "parameter batch_size=100000000: expected at most subset=64"),
+    (["train", "--dataset", "synthetic", "--seed", "-1", "--out", "{tmp}/x"], "parameter seed=-1: expected an integer"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, expected):
     r = _bench(*[a.format(tmp=tmp_path) for a in args])
@@ -41,6 +56,57 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, expected):
     assert expected in r.output
     assert len(r.output.strip().splitlines()) == 1, r.output
     assert not (tmp_path / "x" / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("command,expected", [
+    ([*TRAIN, "--epochs", "1", "--out", "{blocked}/run"], "run folder {blocked}/run is not writable (Not a directory)"),
+    (["sample", "--ckpt", "{g}", "--out", "{blocked}/grid.png"], "output folder {blocked} is a file, expected a folder"),
+    (["run", "svm", "--dataset", "digits", "--ckpt", "{d}", "--results", "{blocked}/results"],
+     "results folder {blocked}/results is not writable (Not a directory)"),
+    (["report", "--out", "{blocked}/report.md"], "output folder {blocked} is a file, expected a folder"),
+])
+def test_an_unwritable_output_is_refused_before_any_work(tmp_path, command, expected):
+    """An output folder that cannot be written (here: a file is in the way) was a NotADirectoryError or
+    PermissionError traceback, for training after the data set was loaded, for sampling after the samples."""
+    from fixtures_tasks import tiny_checkpoints
+
+    g, d = tiny_checkpoints(tmp_path / "ckpt")
+    (tmp_path / "file").write_text("in the way")
+    paths = {"blocked": tmp_path / "file", "g": g, "d": d}
+    r = _bench(*[str(a).format(**paths) for a in command])
+    assert r.exit_code == 2 and r.output.strip() == f"Error: {expected.format(**paths)}"
+
+
+def _without_root_powers() -> list[str]:
+    """A command prefix under which a read-only folder is read-only: root (as in containers) writes
+    anywhere unless it drops the capability to override file permissions."""
+    if os.geteuid() != 0:
+        return []
+    drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-dac_override,-dac_read_search"]
+    if shutil.which("setpriv") is None or subprocess.run([*drop, "true"], capture_output=True).returncode != 0:
+        pytest.skip("running as root, and cannot drop the permission override with setpriv")
+    return drop
+
+
+def test_a_read_only_out_is_refused_before_any_work(tmp_path):
+    """A read-only --out was a PermissionError traceback."""
+    (tmp_path / "ro").mkdir(mode=0o555)
+    cmd = [*_without_root_powers(), sys.executable, "-m", "bench.cli", *TRAIN, "--epochs", "1",
+           "--out", str(tmp_path / "ro" / "run")]
+    proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip() == f"Error: run folder {tmp_path / 'ro' / 'run'} is not writable (Permission denied)"
+
+
+def test_a_checkpoint_from_a_newer_version_is_refused(tmp_path):
+    import torch
+
+    out = tmp_path / "run"
+    assert _bench(*TRAIN, "--epochs", "1", "--out", out).exit_code == 0
+    torch.save({**torch.load(out / "g.pt", weights_only=True), "version": 99}, out / "g.pt")
+    r = _bench("sample", "--ckpt", out / "g.pt")
+    assert r.exit_code == 2 and "was written by a newer dcgan-bench" in r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
 
 
 def test_d_checkpoint_given_as_g_is_refused(tmp_path):

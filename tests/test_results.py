@@ -8,10 +8,11 @@ from typing import Literal
 import pytest
 
 from bench.migrate import migrate_rows, move_artifacts
-from bench.params import Params, build, param, table
+from bench.params import build, table
 from bench.results import RESULT_COLUMNS, V1_COLUMNS, ResultsError, read_rows, upsert
 from bench.run import TASKS
 from dcgan.errors import ConfigError, DCGANError
+from dcgan.params import Params, param
 from dcgan.registry import Registry
 
 OLD_SVM = {"run_id": "f4d02fc6ff56cc3f", "task": "svm", "task_version": "3", "dataset": "digits", "split": "test",
@@ -174,5 +175,5 @@ def test_unwritable_results_and_non_utf8_paths_fail_before_any_work(tmp_path, fl
     r = CliRunner().invoke(main, ["run", "svm", "--dataset", "digits", "--ckpt", str(d), *args],
                            catch_exceptions=False)
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
-    assert ("cannot write results there" if flag == "results" else "valid UTF-8") in r.output
+    assert ("is not writable" if flag == "results" else "valid UTF-8") in r.output
     assert not work

@@ -1,6 +1,5 @@
 """The linear-probe benchmarks: solver vs LinearSVC, feature specs and cache keys, the SVHN label
 draw, one smoke run per registered task (from the registry) and bad inputs, on real digits."""
-import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,7 @@ from bench.svm import L2SVM, SklearnSVM, moments, standardize_
 from bench.tasks.base import RunContext
 from bench.tasks.svm import SvmProbe, draw_indices
 from dcgan.errors import ConfigError
-from fixtures_tasks import digits_images, tiny_checkpoints, write_digits_as
+from fixtures_tasks import tiny_checkpoints, write_digits_as
 
 
 def test_solver_matches_linearsvc_on_real_digits():

@@ -20,9 +20,9 @@ import torch
 
 from bench.hashing.augment import jittered, translated
 from bench.hashing.collection import read_chunks
-from bench.params import Params, param
 from dcgan.errors import ConfigError, DataError
 from dcgan.fsutil import atomic_path, cache_dir, mark_used
+from dcgan.params import Params, param
 
 SIDE = 32  # the paper's 32x32 downsampled centre crops
 PIXELS = 3 * SIDE * SIDE

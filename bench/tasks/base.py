@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from bench.features import FeatureCache, LayerSpec, extract_features, pixel_features, reestimate_batchnorm
-from bench.params import Params, build
+from bench.params import build
 from bench.results import Measurement
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.config import DCGANConfig
@@ -24,6 +24,7 @@ from dcgan.data import get_spec, load_dataset
 from dcgan.errors import ConfigError, DataError
 from dcgan.generate import generate
 from dcgan.nets import Discriminator
+from dcgan.params import Params
 from dcgan.registry import Registry
 
 TASKS: Registry[type["Task"]] = Registry("task")

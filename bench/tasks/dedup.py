@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -37,10 +36,10 @@ from bench.hashing.clusters import distance, star
 from bench.hashing.collection import hash_collection, phash, probe_codes
 from bench.hashing.search import search
 from bench.inject import EDIT_NAMES
-from bench.params import param
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.fsutil import atomic_path
+from dcgan.params import param
 
 METHODS = ("ae-hash", "phash")
 SHEET_MEMBERS = 8  # images shown per cluster on the contact sheet

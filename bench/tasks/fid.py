@@ -28,12 +28,12 @@ from typing import Callable, Literal
 
 from tqdm.auto import tqdm
 
-from bench.params import Params, param
 from bench.results import Measurement
 from bench.tasks.base import TASKS, Reference, RunContext, Task
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.data import load_dataset
 from dcgan.errors import ConfigError
+from dcgan.params import Params, param
 
 METRICS = ("fid", "kid", "isc", "prc")  # what a run can ask for: torch-fidelity's own flags
 

@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.params import Params, param
 from bench.pictures import GREEN, contact_sheet, numbered_sheet
 from bench.results import Measurement
 from bench.tasks.base import TASKS, NextStep, RunContext, Task
 from dcgan.errors import ConfigError
 from dcgan.nets import sample_z
+from dcgan.params import Params, param
 
 BOX_COLUMNS = ("sample", "x0", "y0", "x1", "y1")
 SHEET_COLUMNS = 10  # samples per row of the numbered sheet

@@ -29,11 +29,11 @@ import torch
 from torch import nn
 
 from bench.features import to_uint8
-from bench.params import Params, param
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.errors import ConfigError
 from dcgan.nets import Discriminator
+from dcgan.params import Params, param
 
 MODELS = ("trained-d", "random-d")
 

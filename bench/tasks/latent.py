@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-from bench.params import Params, param
 from bench.pictures import captioned_rows
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
@@ -30,6 +29,7 @@ from dcgan.checkpoint import fingerprint
 from dcgan.config import DCGANConfig
 from dcgan.errors import ConfigError
 from dcgan.nets import sample_z
+from dcgan.params import Params, param
 from dcgan.train import save_grid
 
 INTERPOLATIONS = ("linear", "spherical")

@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.params import Params, param
 from bench.features import LayerSpec, extract_features, pixel_features, to_uint8
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.checkpoint import fingerprint
 from dcgan.errors import ConfigError
 from dcgan.nets import sample_z
+from dcgan.params import Params, param
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 

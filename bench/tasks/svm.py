@@ -26,11 +26,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bench.features import LayerSpec
-from bench.params import Params, param
 from bench.results import Measurement
 from bench.svm import SOLVERS, moments, prepare, standardize_
 from bench.tasks.base import TASKS, Reference, RunContext, Task
 from dcgan.errors import DataError
+from dcgan.params import Params, param
 
 EDGE_EXTENSIONS = 4  # how many times the C grid may grow past an edge
 
