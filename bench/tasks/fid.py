@@ -163,6 +163,11 @@ class Fid(Task):
                        f"images, {seconds:.0f} s)", file=sys.stderr)
         return out
 
+    def reads(self, ctx: RunContext, p: FidParams) -> list[tuple[str, str, str | None]]:
+        """The image sources that are a data set's split or a folder (a generator reads no data)."""
+        return [(ctx.dataset, side.split, ctx.data_root) if side.kind == "dataset" else ("folder", "train", side.where)
+                for side in sources(ctx) if side.kind != "ckpt"]
+
 
 def _fakes(ctx: RunContext, p: FidParams, source: Source) -> tuple[int, list[_Fake]]:
     """The image size both sides are compared at, and the fake image sets to measure."""
