@@ -20,8 +20,11 @@ Not detected: a change to a file larger than 128 KiB that keeps its size and mod
 falls outside every sampled block. Nothing short of hashing every byte detects that.
 
 A fingerprint is computed once per file set: it is kept in memory for the process and on disk under
-``cache_dir()/fingerprints``, keyed by the list of (absolute path, size, mtime_ns) of the files, so
-that fingerprinting an unchanged root again costs one ``stat`` per file and reads no file contents.
+``cache_dir()/fingerprints``, keyed by the list of (absolute path, size, mtime_ns, ctime_ns) of the
+files, so that fingerprinting an unchanged root again costs one ``stat`` per file and reads no file
+contents. The status-change time is in the key (not in the fingerprint) because, on POSIX systems,
+every write and ``os.utime`` itself sets it and nothing sets it back: a file rewritten with its old
+size and modification time is fingerprinted afresh rather than served the old fingerprint.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from dcgan.errors import DataError, one_line
 from dcgan.fsutil import atomic_write_bytes, cache_dir
 
 EDGE = 64 * 1024  # bytes hashed at each end of a file
@@ -53,18 +57,28 @@ def sample_spans(size: int) -> list[tuple[int, int]]:
 
 def _sample_digest(path: str, size: int) -> bytes:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for offset, length in sample_spans(size):
-            f.seek(offset)
-            h.update(f.read(length))
+    try:
+        with open(path, "rb") as f:
+            for offset, length in sample_spans(size):
+                f.seek(offset)
+                h.update(f.read(length))
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({one_line(e)})") from e
     return h.digest()
+
+
+def _stat(path: str) -> tuple[str, int, int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({one_line(e)})") from e
+    return path, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def files_fingerprint(paths: Sequence[str | os.PathLike]) -> str:
     """The content fingerprint of ``paths`` in this order (see the module docstring), from the cache when
-    no file's path, size or modification time changed since it was computed."""
-    paths = [os.path.abspath(p) for p in paths]
-    stats = [(p, st.st_size, st.st_mtime_ns) for p, st in ((p, os.stat(p)) for p in paths)]
+    no file's path, size, modification or status-change time changed since it was computed."""
+    stats = [_stat(os.path.abspath(p)) for p in paths]
     key = hashlib.sha256(json.dumps([FINGERPRINT_VERSION, EDGE, BLOCK, BLOCKS, stats]).encode()).hexdigest()
     if key in _MEMO:
         return _MEMO[key]
@@ -72,10 +86,9 @@ def files_fingerprint(paths: Sequence[str | os.PathLike]) -> str:
     if cached.is_file():
         _MEMO[key] = cached.read_text().strip()
         return _MEMO[key]
-    base = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    base = os.path.commonpath([os.path.dirname(path) for path, *_ in stats]) if stats else ""
     h = hashlib.sha256()
-    for path, size, mtime_ns in tqdm(stats, desc=f"fingerprinting {base}", unit="file", disable=None,
-                                     leave=False):
+    for path, size, mtime_ns, _ in tqdm(stats, desc=f"fingerprinting {base}", unit="file", disable=None, leave=False):
         h.update(f"{os.path.relpath(path, base)}\0{size}\0{mtime_ns}\0".encode())
         h.update(_sample_digest(path, size))
     _MEMO[key] = h.hexdigest()
