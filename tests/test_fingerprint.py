@@ -197,3 +197,18 @@ def test_fids_real_side_cache_name_changes_with_a_folders_content(tmp_path):
     assert cache_name() == before
     _flip_byte(sorted(root.iterdir())[3], 2000)  # a pixel byte of an uncompressed 32x32 PNG
     assert cache_name() != before
+
+
+def test_fingerprints_are_cache_entries_that_bench_cache_lists_and_prunes(tmp_path, monkeypatch):
+    from bench.cache import list_lines, prune
+    from dcgan.fsutil import cache_dir
+
+    root = write_digits_as("svhn", tmp_path / "svhn")
+    first = data_fingerprint("svhn", "test", root=root)
+    lines = [line for line in list_lines(cache_dir()) if line.startswith("fingerprint ")]
+    assert len(lines) == 1 and lines[0].endswith("the content fingerprint of a data set's files, for their paths, "
+                                                 "sizes and times")
+    prune(cache_dir(), 0)
+    monkeypatch.setattr(fingerprint, "_MEMO", {})  # as in a new process
+    assert not list((cache_dir() / "fingerprints").iterdir())
+    assert data_fingerprint("svhn", "test", root=root) == first

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dcgan.errors import DataError, one_line
-from dcgan.fsutil import atomic_write_bytes, cache_dir
+from dcgan.fsutil import atomic_write_bytes, cache_dir, mark_used
 
 EDGE = 64 * 1024  # bytes hashed at each end of a file
 BLOCK = 4 * 1024  # bytes of each evenly spaced block in between
@@ -84,6 +84,7 @@ def files_fingerprint(paths: Sequence[str | os.PathLike]) -> str:
         return _MEMO[key]
     cached = cache_dir() / "fingerprints" / key
     if cached.is_file():
+        mark_used(cached)
         _MEMO[key] = cached.read_text().strip()
         return _MEMO[key]
     base = os.path.commonpath([os.path.dirname(path) for path, *_ in stats]) if stats else ""
