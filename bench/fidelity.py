@@ -11,8 +11,8 @@ TensorFlow FID and KID to about 1e-6); this module decides what it runs on:
   torch-fidelity's InceptionV3 with a faster CPU path that leaves the features equal to ~1e-6
   (``FastInceptionV3``).
 - the cache: torch-fidelity caches by whatever name it is given, so the real side's name is a hash
-  of its content (pixels or files, transform, count), the extractor, the weights' hash and the
-  precision. The generated side is never cached.
+  of its content (the data set's ``fingerprint()``: its files' content fingerprint, the subset and the
+  transform), the extractor, the weights' hash and the precision. The generated side is never cached.
 """
 from __future__ import annotations
 

@@ -3,9 +3,10 @@
 The path of one run: look the task up, build its Params (overrides checked against the fields),
 make a RunContext (device, seed, data, checkpoint), call ``task.run(ctx, params)``, turn the
 returned Measurements into rows carrying every provenance column, and upsert them into
-``results/<task>.csv`` (a re-run replaces its own rows, keyed by a hash of its inputs). Files a run
-writes beside its rows go to ``results/<task>/<run_id>/``; a run that measured several checkpoints of
-one training run also gets a plot of its metrics against the training step there, ``vs-step.png``.
+``results/<task>.csv`` (a re-run replaces its own rows, keyed by a hash of its inputs: the task and
+its parameters, the checkpoint's and the data's content). Files a run writes beside its rows go to
+``results/<task>/<run_id>/``; a run that measured several checkpoints of one training run also gets a
+plot of its metrics against the training step there, ``vs-step.png``.
 A task that returns a ``NextStep`` (the user has to act first) writes no rows; its message is the
 result's ``message``.
 """
@@ -26,6 +27,7 @@ from bench.features import FeatureCache
 from bench.results import Measurement, check_writable, upsert
 from bench.tasks.base import TASKS, NextStep, RunContext, check_dataset, make_params
 from dcgan.checkpoint import fingerprint
+from dcgan.data import data_fingerprint
 from dcgan.device import resolve_device, seed_everything
 from dcgan.errors import CheckpointError, ConfigError
 
@@ -86,17 +88,22 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
                      split_name=split or task_cls.default_split, real=real, fake=fake)
     if task_cls.needs:
         ctx.net(task_cls.needs)  # a wrong or broken checkpoint fails before any work
+    task_obj = task_cls()
     inputs = {"precision": precision, **({"split": ctx.split_name} if ctx.split_name else {}),
               **({"real": real} if real else {}), **({"fake": fake} if fake else {})}
     params_dict = {**dataclasses.asdict(params), **inputs}
+    # the content of the data read, not where it lies: other files under the same root are another run
+    data = ({"data": [[name, part, data_fingerprint(name, part, root=root)]
+                      for name, part, root in task_obj.reads(ctx, params)]}
+            if task_cls.reads_data else {"data_root": data_root})
     run_id = hashlib.sha256(json.dumps(
         {"task": task, "version": task_cls.version, "ckpt": ctx.ckpt_sha256, "dataset": dataset,
-         "data_root": data_root, "params": params_dict, "seed": seed, "subset": subset},
+         **data, "params": params_dict, "seed": seed, "subset": subset},
         sort_keys=True, default=str).encode()).hexdigest()[:16]
     ctx.artifacts = Path(results_dir) / task / run_id
 
     t0 = time.perf_counter()
-    measurements = task_cls().run(ctx, params)
+    measurements = task_obj.run(ctx, params)
     seconds = time.perf_counter() - t0
     if isinstance(measurements, NextStep):
         return RunResult(task, [], table, seconds, ctx.cache.hits, ctx.cache.misses, message=measurements.message)

@@ -20,13 +20,15 @@ from fixtures_data import write_idx, write_pickled_batch
 PER_CLASS = {"train": 40, "test": 12}
 
 
-def digits_images(side: int, per_class: dict[str, int] = PER_CLASS) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per split, (N×side×side uint8 grey digits, labels): disjoint rows of load_digits, class-balanced."""
+def digits_images(side: int, per_class: dict[str, int] = PER_CLASS,
+                  first: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per split, (N×side×side uint8 grey digits, labels): disjoint rows of load_digits, class-balanced,
+    after the ``first`` of each class (another ``first`` gives other digits, as many)."""
     d = load_digits()
     images = torch.from_numpy(d.images[:, None] * (255 / 16)).float()
     images = F.interpolate(images, size=side, mode="bilinear", align_corners=False)
     images = images.round().clamp(0, 255).to(torch.uint8)[:, 0].numpy()
-    out, start = {}, {c: 0 for c in range(10)}
+    out, start = {}, {c: first for c in range(10)}
     for split, n in per_class.items():
         rows = []
         for c in range(10):
@@ -38,16 +40,17 @@ def digits_images(side: int, per_class: dict[str, int] = PER_CLASS) -> dict[str,
     return out
 
 
-def write_digits_as(dataset: str, root: Path) -> Path:
-    """Write the digits in ``dataset``'s format under ``root``; returns the --data-root to use."""
+def write_digits_as(dataset: str, root: Path, first: int = 0) -> Path:
+    """Write the digits (those after the ``first`` of each class) in ``dataset``'s format under ``root``;
+    returns the --data-root to use."""
     if dataset in ("mnist", "fashion-mnist"):
         raw = root / ("MNIST" if dataset == "mnist" else "FashionMNIST") / "raw"
         for split, prefix in (("train", "train"), ("test", "t10k")):
-            x, y = digits_images(28)[split]
+            x, y = digits_images(28, first=first)[split]
             write_idx(raw / f"{prefix}-images-idx3-ubyte", x)
             write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
     elif dataset == "cifar10":
-        data = digits_images(32)
+        data = digits_images(32, first=first)
         batches = root / "cifar-10-batches-py"
         parts = [(f"data_batch_{b + 1}", "train", b) for b in range(5)] + [("test_batch", "test", 0)]
         for name, split, b in parts:
@@ -57,7 +60,7 @@ def write_digits_as(dataset: str, root: Path) -> Path:
             write_pickled_batch(batches / name, items, 32, bytes_keys=True, rows=np.repeat(x[rows, None], 3, 1))
     elif dataset == "svhn":
         root.mkdir(parents=True, exist_ok=True)
-        for split, (x, y) in digits_images(32).items():
+        for split, (x, y) in digits_images(32, first=first).items():
             X = np.repeat(x[..., None], 3, -1).transpose(1, 2, 3, 0)  # 32×32×3×N
             scipy.io.savemat(root / f"{split}_32x32.mat", {"X": X, "y": np.where(y == 0, 10, y)[:, None]})
     elif dataset == "digits":

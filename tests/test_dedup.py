@@ -13,7 +13,7 @@ from bench.hashing import augment, autoencoder, clusters, collection, hamming, s
 from bench.cli import main
 from bench.inject import EDIT_NAMES, EDITS, Injected, score
 from bench.results import RESULT_COLUMNS
-from dcgan.errors import ConfigError, DCGANError
+from dcgan.errors import ConfigError, DataError, DCGANError
 from dcgan.data import load_dataset
 from fixtures_tasks import digits_images
 
@@ -260,7 +260,32 @@ def test_truncated_jpeg_is_reported_and_skipped(tmp_path):
     assert value["128-bit r=0", "images"] == 59 and value["128-bit r=0", "images_skipped"] == 1
     skipped = tmp_path / "results" / "dedup" / df.run_id[0] / "skipped.csv"
     assert pd.read_csv(skipped).image.tolist() == [str(broken)]
-    broken.unlink()  # mended: the same run again leaves no stale list of skipped files
+    broken.unlink()  # mended: other files, so another run, with no list of skipped files; the first one's stays
+    assert _run(tmp_path, root, "--set", "methods=ae-hash").exit_code == 0
+    runs = pd.read_csv(tmp_path / "results" / "dedup.csv").run_id.unique().tolist()
+    assert len(runs) == 2 and skipped.exists()
+    assert not (tmp_path / "results" / "dedup" / runs[1] / "skipped.csv").exists()
+
+
+def test_the_same_run_reading_every_image_leaves_no_stale_list_of_skipped_files(tmp_path, monkeypatch):
+    """An image that failed to read once (e.g. a network file system's hiccup) and reads the next time: the
+    same files, so the same run, whose list of skipped files would be stale."""
+    from dcgan.data import pixels
+
+    root = write_digits_folder(tmp_path / "photos", per_class=6)
+    flaky = str(sorted((root / "3").glob("*.jpg"))[2])
+    decode = pixels.decode_image
+
+    def fails_on_flaky(source, where, mode):
+        if where == flaky:
+            raise DataError(f"{where}: cannot decode image (read error)")
+        return decode(source, where, mode)
+
+    with monkeypatch.context() as m:
+        m.setattr(pixels, "decode_image", fails_on_flaky)
+        assert _run(tmp_path, root, "--set", "methods=ae-hash").exit_code == 0
+    skipped = tmp_path / "results" / "dedup" / pd.read_csv(tmp_path / "results" / "dedup.csv").run_id[0] / "skipped.csv"
+    assert pd.read_csv(skipped).image.tolist() == [flaky]
     assert _run(tmp_path, root, "--set", "methods=ae-hash").exit_code == 0 and not skipped.exists()
 
 

@@ -4,6 +4,7 @@ The list comes from the registry, so a new task without smoke parameters, or one
 through the command line on a tiny checkpoint, fails here.
 """
 import json
+import sys
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from bench.cli import main
 from bench.results import RESULT_COLUMNS
 from bench.run import TASKS
+from dcgan.data import data_fingerprint, load_dataset
 from dcgan.nets import sample_z
 from fixtures_fid import write_tiny_weights
 from fixtures_tasks import tiny_checkpoints
@@ -31,9 +33,28 @@ def _inputs(name: str, tmp_path, g) -> list[str]:
     return []
 
 
+def _record_reads(monkeypatch) -> tuple[set, set]:
+    """(the splits whose fingerprints went into the run id, the splits the run loaded), as (data set, split)."""
+    declared, loaded = set(), set()
+
+    def fingerprint(name, split, root=None):
+        declared.add((name, split))
+        return data_fingerprint(name, split, root=root)
+
+    def load(name, split="train", **kwargs):
+        loaded.add((name, split))
+        return load_dataset(name, split, **kwargs)
+
+    monkeypatch.setattr(sys.modules["bench.run"], "data_fingerprint", fingerprint)
+    for module in ("bench.tasks.base", "bench.tasks.fid"):
+        monkeypatch.setattr(sys.modules[module], "load_dataset", load)
+    return declared, loaded
+
+
 @pytest.mark.parametrize("name", TASKS.names())
-def test_every_task_runs_end_to_end_with_its_smoke_parameters(name, tmp_path):
+def test_every_task_runs_end_to_end_with_its_smoke_parameters(name, tmp_path, monkeypatch):
     task = TASKS.get(name)
+    declared, loaded = _record_reads(monkeypatch)
     assert task.smoke, f"task {name!r} declares no smoke parameters"
     g, d = tiny_checkpoints(tmp_path / "ckpt", nc=3)
     args = ["run", name, "--device", "cpu", "--subset", "150", "--results", str(tmp_path / "results")]
@@ -48,6 +69,8 @@ def test_every_task_runs_end_to_end_with_its_smoke_parameters(name, tmp_path):
     args += _inputs(name, tmp_path, g)
     r = CliRunner().invoke(main, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
+    # the run id holds the content of every split the run read: a task declares them all (Task.reads)
+    assert loaded <= declared, f"task {name!r} read {sorted(loaded - declared)} without declaring it"
     table = tmp_path / "results" / f"{name}.csv"
     if not table.exists():  # a first step that asks the user for input (forget without boxes)
         assert "Then run:" in r.output and list((tmp_path / "results" / name).glob("*/*.png"))

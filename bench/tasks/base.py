@@ -82,6 +82,12 @@ class Task:
     def run(self, ctx: "RunContext", params) -> list[Measurement] | NextStep:
         raise NotImplementedError
 
+    def reads(self, ctx: "RunContext", params) -> list[tuple[str, str, str | None]]:
+        """(data set, split, root) of every split a run of this task reads, known before it runs: the run's
+        id holds their content fingerprints, so a re-run on other files is another run. Default: the
+        run's data set at its ``--split``."""
+        return [(ctx.dataset, ctx.split_name, ctx.data_root)]
+
 
 def make_params(task: type[Task], overrides: dict[str, object], recipe: str | None = None):
     """The task's Params: a recipe's values (if named), then ``key=value`` overrides, every field checked."""
@@ -159,27 +165,31 @@ class RunContext:
                                              channels=channels, subset=self.subset, seed=self.seed)
         return self._splits[key]
 
-    def labels(self, split: str, cfg: DCGANConfig) -> np.ndarray:
-        data = self.split(split, cfg.image_size, cfg.nc)
-        if data.labels is None:
+    def require_labels(self) -> None:
+        """A one-line error when the run's data set is unlabelled, found before any of its files is."""
+        if get_spec(self.dataset).num_classes is None:
             raise DataError(f"data set {self.dataset!r} has no labels: this task needs a labelled data set")
-        return data.labels.numpy()
+
+    def labels(self, split: str, cfg: DCGANConfig) -> np.ndarray:
+        self.require_labels()
+        return self.split(split, cfg.image_size, cfg.nc).labels.numpy()
 
     def features(self, model: str, split: str, spec: LayerSpec, d_ckpt: Path | None = None) -> np.ndarray:
         """Features of ``split`` for ``model`` (trained-d, random-d or raw-pixels), from the cache if there.
 
         ``d_ckpt``: the discriminator (None: the run's --ckpt). The cache key holds the checkpoint's
-        content hash, data set, root, split, transform, spec, subset and seed, so any change in what
-        determines the numbers extracts anew.
+        content hash, the data set, the content fingerprint of the split's files (not where they are:
+        other images or labels under the same root are other data), split, transform, spec, subset and
+        seed, so any change in what determines the numbers extracts anew.
         """
         d_ckpt = d_ckpt or self.ckpt
         trained, cfg = self.net("discriminator", d_ckpt)
         data = self.split(split, cfg.image_size, cfg.nc)
         fields = dict(model=model,
                       ckpt=fingerprint(d_ckpt) if model == "trained-d" else cfg.to_dict(),
-                      dataset=self.dataset, root=str(Path(self.data_root).resolve()) if self.data_root else None,
-                      split=split, n=len(data), transform=data.transform_id,
-                      spec=str(spec) if model != "raw-pixels" else "pixels", subset=self.subset, seed=self.seed)
+                      dataset=self.dataset, data=data.data_fingerprint, split=split, n=len(data),
+                      transform=data.transform_id, spec=str(spec) if model != "raw-pixels" else "pixels",
+                      subset=self.subset, seed=self.seed)
         if model == "raw-pixels":
             dims = cfg.nc * cfg.image_size**2
             return self.cache.get_or_extract(fields, (len(data), dims), lambda out: pixel_features(data, out))

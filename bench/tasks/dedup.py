@@ -83,10 +83,8 @@ class Dedup(Task):
 
     def run(self, ctx: RunContext, p: DedupParams) -> list[Measurement]:
         from bench.inject import Injected, score
-        from dcgan.data import load_dataset
 
-        data = load_dataset(ctx.dataset, ctx.split_name, root=ctx.data_root, image_size=SIDE, channels=3,
-                            subset=ctx.subset, seed=ctx.seed)
+        data = ctx.split(ctx.split_name, SIDE, 3)
         collection = Injected(data, p.inject, p.edits, ctx.seed) if p.inject else data
         hashers, ae_info = {}, {}
         if "ae-hash" in p.methods:

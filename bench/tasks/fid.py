@@ -163,6 +163,13 @@ class Fid(Task):
                        f"images, {seconds:.0f} s)", file=sys.stderr)
         return out
 
+    def reads(self, ctx: RunContext, p: FidParams) -> list[tuple[str, str, str | None]]:
+        """The image sources that are a data set's split or a folder (a generator reads no data), in the
+        order ``run`` reads them (so a missing one is named as the run would name it)."""
+        real, fake = sources(ctx)
+        return [(ctx.dataset, side.split, ctx.data_root) if side.kind == "dataset" else ("folder", "train", side.where)
+                for side in (fake, real) if side.kind != "ckpt"]
+
 
 def _fakes(ctx: RunContext, p: FidParams, source: Source) -> tuple[int, list[_Fake]]:
     """The image size both sides are compared at, and the fake image sets to measure."""

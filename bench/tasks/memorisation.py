@@ -97,6 +97,9 @@ class Memorisation(Task):
         _histograms(nearest_of, ctx.split_name, p, ctx.artifact("distances.png"))
         return out
 
+    def reads(self, ctx: RunContext, p: MemorisationParams) -> list[tuple[str, str, str | None]]:
+        return [(ctx.dataset, split, ctx.data_root) for split in (ctx.split_name, p.control)]
+
 
 def nearest(base: np.ndarray, queries: np.ndarray, k: int, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     """Exact L2 distances (not squared) and indices of each query's ``k`` nearest rows of ``base``.

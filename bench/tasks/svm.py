@@ -113,6 +113,10 @@ class SvmProbe(Task):
                 out.append(m)
         return out
 
+    def reads(self, ctx: RunContext, p: SvmParams) -> list[tuple[str, str, str | None]]:
+        ctx.require_labels()  # an unlabelled data set (often without a test split) fails on what it lacks
+        return [(ctx.dataset, split, ctx.data_root) for split in ("train", "test")]
+
     def _probe(self, p, X_train, y_train, X_test, y_test, n_classes, splits) -> list[Measurement]:
         solver = SOLVERS.get(p.solver)
         paths = [_CPath(solver, n_classes, p.tol, X_train, y_train, labelled, val)

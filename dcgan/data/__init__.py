@@ -5,15 +5,18 @@ Every data set, whatever its format on disk, is served the same way: item ``i`` 
 channels the caller asked for. Scaling to [-1, 1] is left to the consumer, so that images stay
 small (uint8) in memory and on the device.
 
-- ``registry``: the ``DATASETS`` table and ``load_dataset``;
+- ``registry``: the ``DATASETS`` table, ``load_dataset`` and ``data_fingerprint``;
 - ``datasets``: the in-memory and decoded-per-item flavours; ``pixels``: the pixel pipeline both share;
+- ``fingerprint``: content fingerprints of the files a data set reads (the identity of its data in caches);
 - one module per on-disk format or family (``builtin``, ``idx``, ``cifar``, ``svhn``, ``lsun``,
   ``imagenet``, ``folder``), each registering its data sets when imported (all are, here), with
   ``files``, ``batches`` and ``lmdb_env`` the readers and file-system helpers they share.
 """
 from dcgan.data import builtin, cifar, folder, idx, imagenet, lsun, svhn  # noqa: F401  (each registers its data sets)
 from dcgan.data.datasets import FileImageDataset, ImageDataset, LmdbImageDataset, TensorImageDataset
-from dcgan.data.registry import DATASETS, DatasetSpec, dataset_names, get_spec, load_dataset, register_dataset
+from dcgan.data.registry import (DATASETS, DatasetSpec, data_fingerprint, dataset_names, get_spec, load_dataset,
+                                 register_dataset)
 
 __all__ = ["DATASETS", "DatasetSpec", "FileImageDataset", "ImageDataset", "LmdbImageDataset",
-           "TensorImageDataset", "dataset_names", "get_spec", "load_dataset", "register_dataset"]
+           "TensorImageDataset", "data_fingerprint", "dataset_names", "get_spec", "load_dataset",
+           "register_dataset"]

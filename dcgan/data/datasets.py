@@ -16,6 +16,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torchvision.transforms.v2 import functional as TF
@@ -30,11 +31,17 @@ class ImageDataset(torch.utils.data.Dataset):
 
     ``transform_id`` changes whenever the pixels produced would change (size, channels, resize
     method, source format), so consumers can key caches of derived data (e.g. FID statistics) on
-    ``(name, split, transform_id)``. The subset is not part of it.
+    ``(name, split, transform_id)``. The subset is not part of it. ``keep`` is the subset's indices
+    into the split (None: all of it).
+
+    ``data_fingerprint`` is the content fingerprint of the whole split's source (the files it reads,
+    see ``dcgan.data.fingerprint``), given by ``load_dataset`` as a function and computed on first use: a
+    training run never pays for it.
     """
 
     def __init__(self, *, name: str, split: str, channels: int, image_size: int,
-                 num_classes: int | None, labels: torch.Tensor | None, transform_id: str):
+                 num_classes: int | None, labels: torch.Tensor | None, transform_id: str,
+                 keep: torch.Tensor | None, data_fingerprint: Callable[[], str]):
         self.name = name
         self.split = split
         self.channels = channels
@@ -42,6 +49,14 @@ class ImageDataset(torch.utils.data.Dataset):
         self.num_classes = num_classes
         self.labels = labels
         self.transform_id = transform_id
+        self.keep = keep
+        self._data_fingerprint: Callable[[], str] | str = data_fingerprint
+
+    @property
+    def data_fingerprint(self) -> str:
+        if not isinstance(self._data_fingerprint, str):
+            self._data_fingerprint = self._data_fingerprint()
+        return self._data_fingerprint
 
     def _label(self, i: int) -> int:
         return -1 if self.labels is None else int(self.labels[i])
@@ -51,9 +66,11 @@ class ImageDataset(torch.utils.data.Dataset):
         return str(i)
 
     def fingerprint(self) -> str:
-        """A sha256 that changes whenever the images served would change (files, subset, transform):
-        the identity of this data in caches of numbers derived from its pixels (e.g. FID statistics)."""
-        raise NotImplementedError
+        """A sha256 that changes whenever the images or labels served would change (files, subset,
+        transform): the identity of this data in caches of numbers derived from it (e.g. FID statistics)."""
+        h = hashlib.sha256(f"{self.data_fingerprint}\0{self.transform_id}\0".encode())
+        h.update(b"all" if self.keep is None else self.keep.numpy().tobytes())
+        return h.hexdigest()
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.name!r}, split={self.split!r}, n={len(self)}, "
@@ -63,10 +80,8 @@ class ImageDataset(torch.utils.data.Dataset):
 class TensorImageDataset(ImageDataset):
     """All images in memory as one uint8 tensor N×C×S×S, at the final size and channels."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, *, name: str, split: str,
-                 num_classes: int | None, transform_id: str):
-        super().__init__(name=name, split=split, channels=images.shape[1], image_size=images.shape[-1],
-                         num_classes=num_classes, labels=labels, transform_id=transform_id)
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, **meta):
+        super().__init__(channels=images.shape[1], image_size=images.shape[-1], labels=labels, **meta)
         self.images = images
 
     def __len__(self) -> int:
@@ -74,19 +89,6 @@ class TensorImageDataset(ImageDataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.images[i], self._label(i)
-
-    def fingerprint(self) -> str:
-        """The hash of the pixels themselves: in memory, that is cheaper than any doubt about them."""
-        h = hashlib.sha256(repr(tuple(self.images.shape)).encode())
-        h.update(self.images.contiguous().numpy().data)
-        return h.hexdigest()
-
-
-def _file_identity(path: str | os.PathLike) -> bytes:
-    """A file's absolute path, size and modification time: what a content fingerprint can afford to
-    read when hashing the bytes would cost as much as decoding them."""
-    st = os.stat(path)
-    return f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
 
 
 class FileImageDataset(ImageDataset):
@@ -96,11 +98,9 @@ class FileImageDataset(ImageDataset):
     too big to hold in memory. ``items`` are file paths (lmdb keys in ``LmdbImageDataset``).
     """
 
-    def __init__(self, items: list, labels: torch.Tensor | None, *, name: str, split: str,
-                 num_classes: int | None, image_size: int, channels: int):
-        super().__init__(name=name, split=split, channels=channels, image_size=image_size,
-                         num_classes=num_classes, labels=labels,
-                         transform_id=f"pil-{pixels.transform_id(image_size, channels)}")
+    def __init__(self, items: list, labels: torch.Tensor | None, *, image_size: int, channels: int, **meta):
+        super().__init__(channels=channels, image_size=image_size, labels=labels,
+                         transform_id=f"pil-{pixels.transform_id(image_size, channels)}", **meta)
         self.items = items
 
     def __len__(self) -> int:
@@ -110,14 +110,6 @@ class FileImageDataset(ImageDataset):
         source, where = self._source(i)
         image = pixels.decode_image(source, where, "L" if self.channels == 1 else "RGB")
         return TF.pil_to_tensor(pixels.resize_crop(image, self.image_size)), self._label(i)
-
-    def fingerprint(self) -> str:
-        """The hash of every file's path, size and modification time, and the transform (decoding every
-        file to hash its pixels would cost as much as using them)."""
-        h = hashlib.sha256(self.transform_id.encode())
-        for path in self.items:
-            h.update(_file_identity(path))
-        return h.hexdigest()
 
     def item_name(self, i: int) -> str:
         return str(self.items[i])
@@ -133,14 +125,6 @@ class LmdbImageDataset(FileImageDataset):
     def __init__(self, lmdb_path: str | os.PathLike, keys: list[bytes], **kwargs):
         super().__init__(keys, None, **kwargs)
         self.lmdb_path = str(lmdb_path)
-
-    def fingerprint(self) -> str:
-        """The hash of the lmdb's data file (path, size, modification time), the keys and the transform."""
-        h = hashlib.sha256(self.transform_id.encode())
-        h.update(_file_identity(Path(self.lmdb_path) / "data.mdb"))
-        for key in self.items:
-            h.update(key + b"\n")
-        return h.hexdigest()
 
     def item_name(self, i: int) -> str:
         return f"{self.lmdb_path}[{self.items[i].decode(errors='replace')}]"
@@ -170,7 +154,7 @@ class Arrays:
             labels = None if labels is None else labels[keep]
         images = pixels.resize_batch(pixels.to_channels(images, channels or images.shape[1]), image_size)
         transform_id = self.source + pixels.transform_id(image_size, images.shape[1])
-        return TensorImageDataset(images.contiguous(), labels, transform_id=transform_id, **meta)
+        return TensorImageDataset(images.contiguous(), labels, transform_id=transform_id, keep=keep, **meta)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -188,7 +172,7 @@ class Files:
         if keep is not None:
             items = [items[i] for i in keep.tolist()]
             labels = None if labels is None else labels[keep]
-        kwargs = dict(image_size=image_size, channels=channels or 3, **meta)
+        kwargs = dict(image_size=image_size, channels=channels or 3, keep=keep, **meta)
         if self.lmdb is not None:
             return LmdbImageDataset(self.lmdb, items, **kwargs)
         return FileImageDataset(items, labels, **kwargs)

@@ -9,9 +9,8 @@ from dcgan.data.registry import register_dataset
 from dcgan.errors import DataError
 
 
-@register_dataset("folder", splits=("train",), channels=3, num_classes=None,
-                  description="any folder of images, searched recursively (--data-root); decoded per item")
-def _load_folder(root: Path | None, split: str, download: bool) -> Files:
+def _folder_files(root: Path | None, split: str) -> list[str]:
+    """Every image under the folder, recursively, sorted: the files ``_load_folder`` reads."""
     if root is None:
         raise DataError("data set 'folder' needs a folder of images: pass --data-root")
     if not root.is_dir():
@@ -19,4 +18,11 @@ def _load_folder(root: Path | None, split: str, download: bool) -> Files:
     paths = image_files(root)
     if not paths:
         raise no_images(root)
-    return Files(paths, None)
+    return paths
+
+
+@register_dataset("folder", splits=("train",), channels=3, num_classes=None,
+                  description="any folder of images, searched recursively (--data-root); decoded per item",
+                  files=_folder_files)
+def _load_folder(root: Path | None, split: str, download: bool) -> Files:
+    return Files(_folder_files(root, split), None)

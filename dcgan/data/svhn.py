@@ -12,20 +12,27 @@ from dcgan.data.registry import register_dataset
 from dcgan.errors import DataError, one_line
 
 
+def _svhn_files(root: Path | None, split: str) -> list[Path]:
+    """The one ``.mat`` file ``_load_svhn`` reads for a split: it holds the images and the labels."""
+    path = default_root(root, "svhn") / f"{split}_32x32.mat"
+    if not path.is_file():
+        raise not_found("svhn", path.parent, str(path))
+    return [path]
+
+
 @register_dataset("svhn", splits=("train", "test", "extra"), channels=3, num_classes=10,
-                  description="SVHN house-number digits, 73k/26k/531k 32x32 RGB (.mat files, downloadable)")
+                  description="SVHN house-number digits, 73k/26k/531k 32x32 RGB (.mat files, downloadable)",
+                  files=_svhn_files)
 def _load_svhn(root: Path | None, split: str, download: bool) -> Arrays:
     """``<root>/<split>_32x32.mat``: X is H×W×C×N, y is N×1 with 10 meaning the digit 0."""
     import scipy.io
-    from torchvision.datasets import SVHN
-    from torchvision.datasets.utils import download_url
     root = default_root(root, "svhn")
-    path = root / f"{split}_32x32.mat"
-    if not path.is_file():
-        if not download:
-            raise not_found("svhn", root, str(path))
+    if download and not (root / f"{split}_32x32.mat").is_file():
+        from torchvision.datasets import SVHN
+        from torchvision.datasets.utils import download_url
         url, filename, md5 = SVHN.split_list[split]
         run_download("svhn", root, lambda: download_url(url, str(root), filename, md5))
+    path, = _svhn_files(root, split)
     try:
         mat = scipy.io.loadmat(path, variable_names=["X", "y"])
         x, y = mat["X"], mat["y"]
