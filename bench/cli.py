@@ -214,6 +214,59 @@ def run(task, ckpt, dataset, data_root, split, real, fake, subset, seed, device,
         click.echo(f"plot -> {result.figure}")
 
 
+@main.command()
+@click.argument("run_dir", metavar="RUN", required=False, type=click.Path(file_okay=False))
+@click.option("--g", "g", type=click.Path(dir_okay=False), default=None,
+              help="A generator checkpoint from elsewhere (g.pt, netG_epoch_N.pth), instead of RUN.")
+@click.option("--d", "d", type=click.Path(dir_okay=False), default=None, help="A discriminator checkpoint, instead of RUN.")
+@click.option("--dataset", default=None, help="The data set it was trained on (default: the run's own).")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Its files (default: the run's own).")
+@click.option("--budget", default="standard", show_default=True, help="smoke (minutes) | standard | paper (hours).")
+@click.option("--suite", "suite_file", type=click.Path(dir_okay=False), default=None,
+              help="Your own suite file (TOML, the format of bench/suites/*.toml) instead of --budget.")
+@click.option("--only", multiple=True, metavar="TASK", help="Run only these tasks of the suite.")
+@click.option("--skip", multiple=True, metavar="TASK", help="Leave these tasks of the suite out.")
+@click.option("--name", default=None, help="The report card's name (default: the run folder's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N | mps")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="The report card's folder (default: <results>/report/<name>).")
+def evaluate(run_dir, g, d, dataset, data_root, budget, suite_file, only, skip, name, seed, device, precision,
+             batch_size, results_dir, out):
+    """Run every task that applies to a trained GAN and write its report card (HTML + Markdown).
+
+    \b
+    Examples:
+      bench evaluate runs/fmnist --budget smoke
+      bench evaluate runs/cifar10 --only svm --only fid
+      bench evaluate --g netG_epoch_24.pth --d netD_epoch_24.pth --dataset cifar10 --data-root ~/data/cifar10
+
+    Runs whose rows are already in results/ are not done again, so a second evaluate of the same
+    model (or one after Ctrl-C) does only what is missing.
+    """
+    from bench.evaluate import evaluate as run_evaluation
+    from bench.subject import from_checkpoints, from_run
+    from bench.suite import budget_path, load_suite, select
+
+    if run_dir and (g or d):
+        raise UserError("give a run folder or --g/--d checkpoints, not both")
+    suite = load_suite(suite_file) if suite_file else load_suite(budget_path(budget), budget)
+    suite = select(suite, only, skip)
+    subject = (from_run(run_dir, dataset, data_root, name) if run_dir
+               else from_checkpoints(g, d, dataset, data_root, name))
+    try:
+        page, steps = run_evaluation(subject, suite, results_dir=results_dir, out=out, device=device, seed=seed,
+                                     precision=precision, batch_size=batch_size, echo=click.echo)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    failed = [s for s in steps if s.status == "failed"]
+    click.echo(f"report card: {page} (and {page.with_name('report.md')})"
+               + (f"; {len(failed)} run(s) failed, see the card" if failed else ""))
+
+
 @main.group()
 def weights():
     """Feature-extractor weights for the generative metrics (FID, KID, IS, precision/recall)."""
@@ -312,7 +365,9 @@ def cache_clear(yes, include_weights, root):
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--task", "tasks", multiple=True, help="Only these tasks.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown to this file.")
-def report(results_dir, tasks, out):
+@click.option("--html", is_flag=True,
+              help="Also write the leaderboard page, <results>/report/index.html: one line per checkpoint.")
+def report(results_dir, tasks, out, html):
     """Summarise results/*.csv: mean ± std over draws, with the paper's numbers beside ours."""
     from bench.report import load_rows, summarize, to_markdown
 
@@ -327,6 +382,10 @@ def report(results_dir, tasks, out):
         with atomic_path(out) as tmp:
             tmp.write_text(text + "\n")
         click.echo(f"wrote {out}")
+    if html:
+        from bench.report.leaderboard import write_leaderboard
+
+        click.echo(f"wrote {write_leaderboard(results_dir)}")
 
 
 @main.command("list")
