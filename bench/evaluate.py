@@ -94,8 +94,8 @@ def plan_steps(subject: Subject, suite: Suite, results_dir: str | Path, **run_op
             overrides = entry.params_on(subject.dataset)
             if layer:
                 overrides = {**overrides, "features": f"{layer}/{entry.per_layer}"}
-            if "discriminator" in cls.also_needs:
-                overrides = {**overrides, "discriminator": str(subject.d)}
+            if "discriminator" in cls.also_needs and subject.d != subject.g.parent / "d.pt":
+                overrides = {**overrides, "discriminator": str(subject.d)}  # not the d.pt it finds beside G
             step = Step(entry, task, f"{title}: {layer}" if layer else title)
             try:
                 step.planned = plan(task, ckpt=_ckpt(subject, cls), dataset=subject.dataset or None,

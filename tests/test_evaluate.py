@@ -279,3 +279,11 @@ def test_headless_chromium_renders_the_card(evaluated, tmp_path):
     assert "<title>Report card: tiny</title>" in dom
     for heading in ("The model", "Training", "Representation", "Generation", "Learning, not memorising"):
         assert f"<h2>{heading}</h2>" in dom
+
+
+def test_fid_measures_evenly_spaced_checkpoints_the_last_always():
+    from bench.tasks.fid import spaced
+
+    epochs = list(range(1, 81))
+    assert spaced(epochs, 4) == [20, 40, 60, 80] and spaced(epochs, 1) == [80]
+    assert spaced(epochs, None) == epochs and spaced([1, 2], 3) == [1, 2]

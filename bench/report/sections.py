@@ -6,6 +6,7 @@ a section without its own builder gets ``generic``: per run, its numbers and its
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 
 from bench.evaluate import Step, duration
@@ -93,17 +94,16 @@ def probe(card, step: Step) -> list:
         return blocks + [Note(f"Not measured: {step.note or step.status}.")]
     params = step.planned.params
     blocks.append(Paragraph(_protocol(step)))
-    table, cells = [], {}
+    table = []
     for key, name in PROBE_MODELS:
         features = next((r["features"] for r in rows if r["model"] == key), "")
         cell = mean_cell(rows, step.planned.table.name, step.run_id, "accuracy", model=key, split="test")
         if cell is None:
             continue
-        cells[key] = cell
         table.append([name, features, cell, str(cell.n), source_text(step.planned.table.name, step.run_id)])
     blocks.append(Table(["model", "features", "test accuracy, mean ± std over draws", "draws", "rows"], table))
-    if "trained-d" in cells and "random-d" in cells:
-        blocks.append(Paragraph(_gap(cells["trained-d"], cells["random-d"])))
+    if gap(rows):
+        blocks.append(Paragraph(gap(rows) + f" Rows: {source_text(step.planned.table.name, step.run_id)}."))
     refs = [r for r in step.planned.task_cls.references if r.dataset == card.subject.dataset]
     if refs:
         blocks.append(Table(["published", "value", "source"],
@@ -122,15 +122,24 @@ def _protocol(step: Step) -> str:
             f"{p.features}; {subset}.")
 
 
-def _gap(trained: Cell, random: Cell) -> str:
-    gap = 100 * (trained.value - random.value)
-    spread = math.hypot(trained.std or 0, random.std or 0) / math.sqrt(max(1, min(trained.n, random.n)))
-    if trained.n > 1 and random.n > 1:
-        verdict = ("a difference training made" if abs(gap) > 3 * 100 * spread
-                   else "within the draws' noise: this protocol shows no difference training made")
-        return (f"Trained minus random-init D: {gap:+.2f} points (standard error of the difference "
-                f"{100 * spread:.2f}), {verdict}.")
-    return f"Trained minus random-init D: {gap:+.2f} points (one draw: no error bar)."
+def gap(rows: list[dict]) -> str:
+    """Trained minus random-init D, draw by draw (both are scored on the same labelled sets), as a sentence
+    with the standard error of the mean difference and whether it stands out of the draws' noise."""
+    by_draw = defaultdict(dict)
+    for r in rows:
+        if r["metric"] == "accuracy" and r["split"] == "test" and r["model"] in ("trained-d", "random-d"):
+            by_draw[r["draw"]][r["model"]] = float(r["value"])
+    diffs = [100 * (d["trained-d"] - d["random-d"]) for d in by_draw.values() if len(d) == 2]
+    if not diffs:
+        return ""
+    mean = sum(diffs) / len(diffs)
+    if len(diffs) == 1:
+        return f"Trained minus random-init D: {mean:+.2f} points (one draw: no error bar)."
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs))
+    verdict = ("a difference training made" if abs(mean) > 3 * se
+               else "within the draws' noise: this protocol shows no difference training made")
+    return (f"Trained minus random-init D: {mean:+.2f} points, the mean of {len(diffs)} per-draw differences on "
+            f"the same labelled sets (standard error {se:.2f}): {verdict}.")
 
 
 def layers(card, steps: list[Step]) -> list:
