@@ -364,7 +364,7 @@ def quickstart(out, epochs, device, seed, results_dir):
     Writes sample grids per epoch, g.pt / d.pt and the loss log into --out (a few CPU minutes),
     then runs `bench evaluate --budget smoke` on that run: the paper's feature benchmark (an
     L2-SVM on D's max-pooled features beside a randomly initialised D and raw pixels, with every
-    label and with 10 labels a class over 20 draws, and per D layer), FID when the Inception
+    label and with 10 labels a class over 50 draws, and per D layer), FID when the Inception
     weights are there, the section-6 studies, and the report card. Re-running continues an
     interrupted run and re-uses what was measured.
     """
@@ -384,7 +384,7 @@ def quickstart(out, epochs, device, seed, results_dir):
                f"checkpoints {Path(out) / 'g.pt'} and {Path(out) / 'd.pt'}")
     page, steps = evaluate(from_run(out), load_suite(budget_path("smoke"), "smoke"), results_dir=results_dir,
                            device=device, seed=seed, echo=click.echo)
-    probes = [s for s in steps if s.task == "svm" and not s.entry.per_layer and s.has_rows]
+    probes = [s for s in steps if s.task == "svm" and not s.entry.per_layer and s.measured]
     rows = [r for s in probes for r in read_rows(s.planned.table) if r["run_id"] == s.run_id
             and r["metric"] == "accuracy"]
     click.echo(to_markdown(summarize(rows)))

@@ -34,6 +34,9 @@ from dcgan.data import get_spec, load_dataset
 from dcgan.errors import ConfigError, DCGANError, one_line
 
 INCEPTION_MACS = 5.7e9  # multiply-adds of one Inception-v3 forward at 299 x 299 (Szegedy et al. 2016)
+# its convolutions ran at about a third of a large matrix product's flops on the 2-core CPU the budgets were
+# written on (4 images/s against 148 GFLOP/s): the estimate prices an Inception image at three times its arithmetic
+INCEPTION_SLOWDOWN = 3.0
 
 
 @dataclass
@@ -55,7 +58,8 @@ class Step:
         return self.planned.run_id if self.planned else ""
 
     @property
-    def has_rows(self) -> bool:
+    def measured(self) -> bool:
+        """Whether its rows are in its table (a task that stopped for the user's input wrote none)."""
         return self.status in ("done", "ran") and not self.note
 
 
@@ -135,7 +139,7 @@ class Speed:
     flops: float
 
     def seconds(self, w: Workload) -> float:
-        inception = 2 * INCEPTION_MACS / self.flops
+        inception = INCEPTION_SLOWDOWN * 2 * INCEPTION_MACS / self.flops
         return w.d_images * self.d + w.g_images * self.g + w.inception_images * inception + w.flops / self.flops
 
 

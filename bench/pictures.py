@@ -101,13 +101,18 @@ def plot_training_log(log: Path, path: Path, title: str = "") -> Path:
 
 def plot_bars(groups: list[str], series: dict[str, list[tuple[float, float]]], path: Path, ylabel: str,
               title: str = "") -> Path:
-    """Bars of ``series`` (name -> one (mean, std) per group, NaN: no bar), side by side within each group."""
+    """Bars of ``series`` (name -> one (mean, std) per group, NaN: no bar), side by side within each group;
+    the value axis spans the bars and their error bars, not zero to the top."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(groups) + 1.5), 3.4))
     width = 0.8 / max(1, len(series))
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
         ax.bar(xs, [m for m, _ in values], width, yerr=[s for _, s in values], capsize=3, label=name)
+    low = min(m - s for values in series.values() for m, s in values if m == m)  # NaN: no bar
+    high = max(m + s for values in series.values() for m, s in values if m == m)
+    pad = 0.25 * (high - low) or 0.05
+    ax.set_ylim(max(0.0, low - pad), high + pad)  # the differences are the point, not the distance from zero
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)

@@ -73,7 +73,7 @@ def test_quickstart_trains_on_digits_and_probes_the_features(tmp_path):
     assert "| svm | digits | labels_per_class=all | trained-d |" in r.output
     # the smoke evaluation of its own run: the probe with few labels too, and the report card
     few = pd.read_csv(results / "svm.csv").query("metric == 'accuracy' and features == 'all/max4'")
-    assert (few.groupby("run_id").size() == 2 * 20).sum() == 1  # 10 labels a class: 20 draws of both Ds
+    assert (few.groupby("run_id").size() == 2 * 50).sum() == 1  # 10 labels a class: 50 draws of both Ds
     assert "| svm | digits | labels_per_class=10 | trained-d |" in r.output
     page = results / "report" / "qs" / "index.html"
     assert page.is_file() and f"report card: {page}" in r.output

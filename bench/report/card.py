@@ -40,7 +40,7 @@ class Card:
 
     def rows(self, step: Step) -> list[dict]:
         """The step's rows from its table (none when it did not run)."""
-        if not step.planned or not step.has_rows:
+        if not step.planned or not step.measured:
             return []
         name = step.planned.table.name
         if name not in self._tables:

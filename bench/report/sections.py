@@ -16,6 +16,7 @@ from bench.tasks.fid import spaced
 PROBE_MODELS = (("trained-d", "trained D"), ("random-d", "random-init D (same architecture)"),
                 ("raw-pixels", "raw pixels"))
 SAMPLE_GRIDS = 4  # epochs whose sample grid the card shows: evenly spaced, the last always
+CEILING = 0.97  # a random-init D this accurate leaves training no room to show in a probe
 
 
 def model(card) -> Section:
@@ -88,7 +89,7 @@ def representation(card, steps: list[Step]) -> list:
 
 
 def probe(card, step: Step) -> list:
-    blocks = [Heading(f"{step.task}: {step.title}")]
+    blocks = [Heading(_heading(step))]
     rows = card.rows(step)
     if not rows:
         return blocks + [Note(f"Not measured: {step.note or step.status}.")]
@@ -104,6 +105,11 @@ def probe(card, step: Step) -> list:
     blocks.append(Table(["model", "features", "test accuracy, mean ± std over draws", "draws", "rows"], table))
     if gap(rows):
         blocks.append(Paragraph(gap(rows) + f" Rows: {source_text(step.planned.table.name, step.run_id)}."))
+    random = next((row for row in table if row[0] == dict(PROBE_MODELS)["random-d"]), None)
+    if random and random[2].value >= CEILING:
+        blocks.append(Note(f"An untrained D already reaches {random[2].text} here: with this protocol the data set is "
+                           "too easy for the probe to show what training taught D. A protocol with few labels a "
+                           "class and many draws can still show it."))
     refs = [r for r in step.planned.task_cls.references if r.dataset == card.subject.dataset]
     if refs:
         blocks.append(Table(["published", "value", "source"],
@@ -146,9 +152,8 @@ def layers(card, steps: list[Step]) -> list:
     from bench.pictures import plot_bars
 
     blocks = [Heading("Accuracy per D layer"),
-              Paragraph("The same probe on each layer alone, max-pooled to 4x4. Deeper layers of a trained D "
-                        "should carry more of what tells the classes apart than the same layers at random "
-                        "initialisation.")]
+              Paragraph("The same probe on each layer alone, max-pooled to 4x4: where in D does training add "
+                        "what tells the classes apart, beside the same layer at random initialisation?")]
     table, names, series = [], [], {"trained D": [], "random-init D": []}
     for step in steps:
         rows = card.rows(step)
@@ -167,8 +172,8 @@ def layers(card, steps: list[Step]) -> list:
         series = {k: v for k, v in series.items() if any(not math.isnan(m) for m, _ in v)}
         plot_bars(names, series, card.picture_path("probe-layers-plot.png"), "test accuracy")
         blocks.append(Figure("img/probe-layers-plot.png", "Test accuracy of the probe on each D layer alone "
-                             "(error bars: std over draws). Look for the trained bars above the random ones, "
-                             "most of all in the deeper layers."))
+                             "(error bars: std over draws; the axis starts near the lowest bar, not at zero). Look "
+                             "for the trained bars above the random ones."))
         blocks.append(Table(["layer", "features", "trained D", "random-init D", "rows"], table))
     return blocks
 
@@ -182,7 +187,7 @@ FID_COLUMNS = (("fid", "FID"), ("kid", "KID"), ("kid_std", "KID std"), ("precisi
 def generation(card, steps: list[Step]) -> list:
     blocks = []
     for step in steps:
-        blocks.append(Heading(f"{step.task}: {step.title}"))
+        blocks.append(Heading(_heading(step)))
         rows = card.rows(step)
         if not rows:
             blocks.append(Note(f"Not measured: {step.note or step.status}."))
@@ -241,8 +246,7 @@ def generic(card, steps: list[Step]) -> list:
     blocks = []
     for step in steps:
         cls = step.planned.task_cls if step.planned else None
-        paper = f" (paper {cls.paper})" if cls and cls.paper else ""
-        blocks.append(Heading(f"{step.task}: {step.title}{paper}" if step.title != step.task else f"{step.task}{paper}"))
+        blocks.append(Heading(_heading(step)))
         rows = card.rows(step)
         if not rows:
             blocks.append(Note(f"Not measured: {step.note or step.status}."))
@@ -254,6 +258,14 @@ def generic(card, steps: list[Step]) -> list:
             if src:
                 blocks.append(Figure(src, caption))
     return blocks
+
+
+def _heading(step: Step) -> str:
+    """A run's heading: its task, its entry's label when it has one, and the paper's section."""
+    from bench.tasks.base import TASKS
+
+    paper = TASKS.get(step.task).paper
+    return (step.task if step.title == step.task else f"{step.task}: {step.title}") + (f" (paper {paper})" if paper else "")
 
 
 def numbers(step: Step, rows: list[dict], metrics: tuple[str, ...]) -> Table:

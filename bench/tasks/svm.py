@@ -33,7 +33,7 @@ from bench.tasks.base import TASKS, Reference, RunContext, Task, Workload
 from dcgan.errors import DataError
 
 EDGE_EXTENSIONS = 4  # how many times the C grid may grow past an edge
-FIT_PASSES = 1000  # products with the data per fit, set-up included: a rough guess for bench evaluate's estimate
+FIT_PASSES = 3000  # products with the data per fit, set-up included: a rough guess for bench evaluate's estimate
 
 
 @dataclass(frozen=True)
