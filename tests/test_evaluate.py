@@ -254,7 +254,7 @@ def test_the_leaderboard_has_a_line_per_checkpoint_and_links_the_card(evaluated)
     text = page.read_text()
     for line in (f"{run}/{{g,d}}.pt", f"{run}/ckpt/epoch001_{{g,d}}.pt", f"{run}/ckpt/epoch002_{{g,d}}.pt"):
         assert f">{line}<" in text, line
-    assert "svm accuracy (labels_per_class=5)" in text and "fid fid" in text
+    assert "svm accuracy (labels_per_class=5)" in text and "<th>fid</th>" in text
 
 
 @pytest.mark.browser

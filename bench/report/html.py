@@ -25,6 +25,7 @@ h2 { font-size: 21px; margin: 0 0 10px; padding-bottom: 4px; border-bottom: 2px 
 h3 { font-size: 16px; margin: 20px 0 8px; }
 p { margin: 6px 0 10px; max-width: 80ch; }
 .note { border-left: 4px solid var(--warn); background: #fff8e6; padding: 8px 12px; margin: 10px 0; max-width: 90ch; }
+.scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; margin: 6px 0 14px; font-size: 13.5px; }
 caption { caption-side: top; text-align: left; color: var(--muted); padding-bottom: 4px; font-size: 13px; }
 th, td { border: 1px solid var(--rule); padding: 4px 8px; text-align: left; vertical-align: top; }
@@ -47,6 +48,7 @@ footer p { margin: 2px 0; max-width: none; }
   main { max-width: none; padding: 0; }
   nav { display: none; }
   section, figure, table { break-inside: avoid; }
+  .scroll { overflow: visible; }
   h2, h3 { break-after: avoid; }
   a { color: inherit; text-decoration: none; }
 }
@@ -99,7 +101,8 @@ def table(block: Table) -> str:
             cells[-1] = f'<td class="src">{escape(str(row[-1]))}</td>'
         body.append("<tr>" + "".join(cells) + "</tr>")
     caption = f"<caption>{escape(block.caption)}</caption>" if block.caption else ""
-    return f"<table{cls}>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f'<div class="scroll"><table{cls}>{caption}<thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def figure(block: Figure) -> str:

@@ -74,7 +74,8 @@ def leaderboard(results_dir: str | Path) -> Doc:
     table = []
     for (ckpt, dataset), cells in sorted(lines.items()):
         table.append([Cell(ckpt, href=_card(results_dir, ckpt)), dataset, *(cells.get(c) for c in columns)])
-    heads = [f"{task} {metric}" + (f" ({settings})" if settings else "") for task, metric, settings in columns]
+    heads = [(metric if metric == task else f"{task} {metric}") + (f" ({settings})" if settings else "")
+             for task, metric, settings in columns]
     intro = Paragraph(f"Every checkpoint with rows in {results_dir}: the headline metric of each task on the trained "
                       "model, at the task's default features, mean over draws of the latest run. Click a column's "
                       "header to sort; a checkpoint links to its report card when bench evaluate wrote one.")
