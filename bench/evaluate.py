@@ -31,7 +31,7 @@ from bench.tasks.base import TASKS, Workload
 from bench.weights import WeightsError
 from dcgan.checkpoint import load_net
 from dcgan.data import get_spec, load_dataset
-from dcgan.errors import ConfigError, DCGANError, one_line
+from dcgan.errors import DCGANError, one_line
 
 INCEPTION_MACS = 5.7e9  # multiply-adds of one Inception-v3 forward at 299 x 299 (Szegedy et al. 2016)
 # its convolutions ran at about a third of a large matrix product's flops on the 2-core CPU the budgets were

@@ -287,3 +287,14 @@ def test_fid_measures_evenly_spaced_checkpoints_the_last_always():
     epochs = list(range(1, 81))
     assert spaced(epochs, 4) == [20, 40, 60, 80] and spaced(epochs, 1) == [80]
     assert spaced(epochs, None) == epochs and spaced([1, 2], 3) == [1, 2]
+
+
+def test_without_inception_weights_the_fid_section_says_how_to_get_them(evaluated, tmp_path):
+    root, run, _, _ = evaluated
+    suite = tmp_path / "fid.toml"
+    suite.write_text(f'[[task]]\nname = "fid"\nparams = {{ samples = 40, inception_weights = "{tmp_path / "none.pth"}" }}\n')
+    r = _bench("evaluate", run, "--suite", suite, "--results", tmp_path / "results", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "fid: skipped: Inception weights" in r.output and "failed" not in r.output
+    text = (tmp_path / "results" / "report" / "tiny" / "index.html").read_text()
+    assert "Inception weights" in text and "bench weights inception" in text

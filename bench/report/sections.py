@@ -10,7 +10,7 @@ import statistics
 from collections import defaultdict
 
 from bench.evaluate import Step, duration
-from bench.report.doc import Cell, Figure, Gallery, Heading, Note, Paragraph, Section, Table, mean_cell, source_text
+from bench.report.doc import Figure, Gallery, Heading, Note, Paragraph, Section, Table, mean_cell, source_text
 from bench.tasks.fid import spaced
 
 PROBE_MODELS = (("trained-d", "trained D"), ("random-d", "random-init D (same architecture)"),
