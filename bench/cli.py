@@ -219,7 +219,8 @@ def run(task, ckpt, dataset, data_root, split, real, fake, subset, seed, device,
 @click.argument("run_dir", metavar="RUN", required=False, type=click.Path(file_okay=False))
 @click.option("--g", "g", type=click.Path(dir_okay=False), default=None,
               help="A generator checkpoint from elsewhere (g.pt, netG_epoch_N.pth), instead of RUN.")
-@click.option("--d", "d", type=click.Path(dir_okay=False), default=None, help="A discriminator checkpoint, instead of RUN.")
+@click.option("--d", "d", type=click.Path(dir_okay=False), default=None,
+              help="A discriminator checkpoint, instead of RUN.")
 @click.option("--dataset", default=None, help="The data set it was trained on (default: the run's own).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Its files (default: the run's own).")
 @click.option("--budget", default="standard", show_default=True, help="smoke (minutes) | standard | paper (hours).")

@@ -84,8 +84,9 @@ def write_card(subject: Subject, steps: list[Step], suite: Suite, results_dir: s
     parts.append(Section("runs", "The runs behind this page", [runs_table(steps)]))
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     versions = ", ".join(f"{k} {v}" for k, v in package_versions().items() if v)
-    doc = Doc(f"Report card: {subject.name}",
-              f"{subject.dataset or 'no data set'}; budget {suite.name}: {suite.description}",
+    about = f"{subject.dataset or 'no data set'}; suite {suite.name}"
+    about += f": {suite.description}" if suite.description else ""
+    doc = Doc(f"Report card: {subject.name}", about,
               parts, [f"Generated {now} by bench evaluate on {platform.node() or 'this machine'} ({device}).",
                       f"Versions: {versions}.", f"Suite: {suite.source}.",
                       "Every result names its table (results/<task>.csv) and run_id; pictures are copies of the "

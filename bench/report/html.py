@@ -41,7 +41,8 @@ figcaption { color: var(--muted); font-size: 13.5px; max-width: 90ch; margin-top
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 12px; }
 .grid figure { margin: 0; }
 .grid img { width: 100%; }
-footer { margin-top: 36px; padding-top: 10px; border-top: 1px solid var(--rule); color: var(--muted); font-size: 12.5px; }
+footer { margin-top: 36px; padding-top: 10px; border-top: 1px solid var(--rule); color: var(--muted);
+         font-size: 12.5px; }
 footer p { margin: 2px 0; max-width: none; }
 @media print {
   body { font-size: 11pt; }

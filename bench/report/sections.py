@@ -265,7 +265,8 @@ def _heading(step: Step) -> str:
     from bench.tasks.base import TASKS
 
     paper = TASKS.get(step.task).paper
-    return (step.task if step.title == step.task else f"{step.task}: {step.title}") + (f" (paper {paper})" if paper else "")
+    title = step.task if step.title == step.task else f"{step.task}: {step.title}"
+    return title + (f" (paper {paper})" if paper else "")
 
 
 def numbers(step: Step, rows: list[dict], metrics: tuple[str, ...]) -> Table:
