@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from bench.cli_cache import cache
 from dcgan.errors import DCGANError
 
 
@@ -221,6 +222,60 @@ def run(task, ckpt, dataset, data_root, split, real, fake, subset, seed, device,
         click.echo(f"plot -> {result.figure}")
 
 
+@main.command()
+@click.argument("run_dir", metavar="RUN", required=False, type=click.Path(file_okay=False))
+@click.option("--g", "g", type=click.Path(dir_okay=False), default=None,
+              help="A generator checkpoint from elsewhere (g.pt, netG_epoch_N.pth), instead of RUN.")
+@click.option("--d", "d", type=click.Path(dir_okay=False), default=None,
+              help="A discriminator checkpoint, instead of RUN.")
+@click.option("--dataset", default=None, help="The data set it was trained on (default: the run's own).")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Its files (default: the run's own).")
+@click.option("--budget", default="standard", show_default=True, help="smoke (minutes) | standard | paper (hours).")
+@click.option("--suite", "suite_file", type=click.Path(dir_okay=False), default=None,
+              help="Your own suite file (TOML, the format of bench/suites/*.toml) instead of --budget.")
+@click.option("--only", multiple=True, metavar="TASK", help="Run only these tasks of the suite.")
+@click.option("--skip", multiple=True, metavar="TASK", help="Leave these tasks of the suite out.")
+@click.option("--name", default=None, help="The report card's name (default: the run folder's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N | mps")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="The report card's folder (default: <results>/report/<name>).")
+def evaluate(run_dir, g, d, dataset, data_root, budget, suite_file, only, skip, name, seed, device, precision,
+             batch_size, results_dir, out):
+    """Run every task that applies to a trained GAN and write its report card (HTML + Markdown).
+
+    \b
+    Examples:
+      bench evaluate runs/fmnist --budget smoke
+      bench evaluate runs/cifar10 --only svm --only fid
+      bench evaluate --g netG_epoch_24.pth --d netD_epoch_24.pth --dataset cifar10 --data-root ~/data/cifar10
+
+    Runs whose rows are already in results/ are not done again, so a second evaluate of the same
+    model (or one after Ctrl-C) does only what is missing.
+    """
+    from bench.evaluate import evaluate as run_evaluation
+    from bench.subject import from_checkpoints, from_run
+    from bench.suite import budget_path, load_suite, select
+
+    if run_dir and (g or d):
+        raise UserError("give a run folder or --g/--d checkpoints, not both")
+    suite = load_suite(suite_file) if suite_file else load_suite(budget_path(budget), budget)
+    suite = select(suite, only, skip)
+    subject = (from_run(run_dir, dataset, data_root, name) if run_dir
+               else from_checkpoints(g, d, dataset, data_root, name))
+    try:
+        page, steps = run_evaluation(subject, suite, results_dir=results_dir, out=out, device=device, seed=seed,
+                                     precision=precision, batch_size=batch_size, echo=click.echo)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    failed = [s for s in steps if s.status == "failed"]
+    click.echo(f"report card: {page} (and {page.with_name('report.md')})"
+               + (f"; {len(failed)} run(s) failed, see the card" if failed else ""))
+
+
 @main.group()
 def weights():
     """Feature-extractor weights for the generative metrics (FID, KID, IS, precision/recall)."""
@@ -247,79 +302,13 @@ def weights_inception(out, script):
                f"to {c.max_rel_diff:.1e} (relative) on {c.images} test images; no logits layer, so no IS")
 
 
-@main.group()
-def cache():
-    """The cache folder: list, prune and clear what the suite derived (features, arrays, ...).
-
-    \b
-    Features, decoded arrays, torch-fidelity's real-side features and dedup autoencoders are
-    recomputed when missing, so they are pruned least recently used first. Downloaded weights are
-    kept unless --include-weights; downloaded data sets (data/) are never removed here. After each
-    feature extraction the cache is pruned to $DCGAN_BENCH_CACHE_MAX (default 20G; 0 or none: no cap).
-    Sizes are bytes or K/M/G/T, binary: 1K = 1024 bytes, 1G = 1024^3 bytes.
-    """
-
-
-_cache_dir = click.option("--cache-dir", "root", type=click.Path(file_okay=False), default=None,
-                          help="The cache folder (default: $DCGAN_BENCH_CACHE, else ~/.cache/dcgan-bench).")
-
-
-_include_weights = click.option("--include-weights", is_flag=True, help="Remove downloaded weights too.")
-
-
-def _root(root):
-    from dcgan.fsutil import cache_dir
-
-    return Path(root) if root else cache_dir()
-
-
-@cache.command("list")
-@_cache_dir
-def cache_list(root):
-    """List the entries, most recently used first: kind, size, last use, name, what each holds."""
-    from bench.cache import list_lines
-
-    for line in list_lines(_root(root)):
-        click.echo(line)
-
-
-@cache.command("prune")
-@click.option("--max-size", required=True, metavar="SIZE",
-              help="Remove least recently used entries until the prunable rest totals at most this: bytes or "
-                   "K/M/G/T, binary (1K = 1024 bytes), e.g. 500M or 10G.")
-@_include_weights
-@_cache_dir
-def cache_prune(max_size, include_weights, root):
-    """Remove least recently used entries until the rest is at most --max-size."""
-    from bench.cache import parse_size, prune, prune_lines
-
-    limit = parse_size(max_size, "--max-size")
-    for line in prune_lines(prune(_root(root), limit, include_weights=include_weights), limit):
-        click.echo(line)
-
-
-@cache.command("clear")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_include_weights
-@_cache_dir
-def cache_clear(yes, include_weights, root):
-    """Remove every prunable entry (asks first unless --yes)."""
-    from bench.cache import human_size, prunable, prune
-
-    root = _root(root)
-    entries = prunable(root, include_weights)
-    size = human_size(sum(e.size for e in entries))
-    if entries and not yes:
-        click.confirm(f"remove {len(entries)} entries ({size}) from {root}?", abort=True)
-    removed = prune(root, 0, include_weights=include_weights).removed
-    click.echo(f"removed {len(removed)} entries ({human_size(sum(e.size for e in removed))}) from {root}")
-
-
 @main.command()
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--task", "tasks", multiple=True, help="Only these tasks.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown to this file.")
-def report(results_dir, tasks, out):
+@click.option("--html", is_flag=True,
+              help="Also write the leaderboard page, <results>/report/index.html: one line per checkpoint.")
+def report(results_dir, tasks, out, html):
     """Summarise results/*.csv: mean ± std over draws, with the paper's numbers beside ours."""
     from bench.report import load_rows, summarize, to_markdown
     from dcgan.fsutil import atomic_path, writable_folder
@@ -335,6 +324,10 @@ def report(results_dir, tasks, out):
         with atomic_path(out) as tmp:
             tmp.write_text(text + "\n")
         click.echo(f"wrote {out}")
+    if html:
+        from bench.report.leaderboard import write_leaderboard
+
+        click.echo(f"wrote {write_leaderboard(results_dir)}")
 
 
 @main.command("list")
@@ -375,15 +368,20 @@ def list_cmd(task):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True)
 def quickstart(out, epochs, device, seed, results_dir):
-    """Train a small DCGAN on scikit-learn's bundled digits, then probe its features (no download).
+    """Train a small DCGAN on scikit-learn's bundled digits, then evaluate it (no download).
 
     Writes sample grids per epoch, g.pt / d.pt and the loss log into --out (a few CPU minutes),
-    then runs the paper's feature benchmark (`bench run svm --dataset digits`): an L2-SVM on D's
-    max-pooled features, beside a randomly initialised D and raw pixels. Re-running continues an
-    interrupted run and re-uses cached features.
+    then runs `bench evaluate --budget smoke` on that run: the paper's feature benchmark (an
+    L2-SVM on D's max-pooled features beside a randomly initialised D and raw pixels, with every
+    label and with 10 labels a class over 50 draws, and per D layer), FID when the Inception
+    weights are there, the section-6 studies, and the report card. Re-running continues an
+    interrupted run and re-uses what was measured.
     """
+    from bench.evaluate import evaluate
     from bench.report import summarize, to_markdown
-    from bench.run import run as run_task
+    from bench.results import read_rows
+    from bench.subject import from_run
+    from bench.suite import budget_path, load_suite
     from dcgan.config import DCGANConfig
     from dcgan.train import TrainConfig
     from dcgan.train import train as run_training
@@ -393,12 +391,16 @@ def quickstart(out, epochs, device, seed, results_dir):
     trainer = run_training(cfg, out, device=device, resume=(Path(out) / "checkpoint.pt").exists())
     click.echo(f"trained {trainer.step} steps on digits: samples in {Path(out) / 'samples'}, "
                f"checkpoints {Path(out) / 'g.pt'} and {Path(out) / 'd.pt'}")
-    result = run_task("svm", ckpt=Path(out) / "d.pt", dataset="digits", seed=seed, device=device,
-                      results_dir=results_dir)
-    rows = [r for r in result.rows if r["metric"] == "accuracy"]
+    page, steps = evaluate(from_run(out), load_suite(budget_path("smoke"), "smoke"), results_dir=results_dir,
+                           device=device, seed=seed, echo=click.echo)
+    probes = [s for s in steps if s.task == "svm" and not s.entry.per_layer and s.measured]
+    rows = [r for s in probes for r in read_rows(s.planned.table) if r["run_id"] == s.run_id
+            and r["metric"] == "accuracy"]
     click.echo(to_markdown(summarize(rows)))
-    click.echo(f"{len(result.rows)} rows -> {result.path}")
+    click.echo(f"rows in {Path(results_dir)}/*.csv; report card: {page}")
 
+
+main.add_command(cache)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -10,6 +10,8 @@
   (FID falling as training goes on is the point of the plot), x = the training step the checkpoint
   was exported at, or its epoch when the checkpoint does not record steps (pytorch/examples' files).
   Drawn with matplotlib's Agg backend (no display).
+- ``plot_training_log``: a training run's ``log.csv``, losses and D's outputs against the step.
+- ``plot_bars``: groups of bars with error bars (a report card's probe accuracy per D layer).
 - ``save_png`` and ``save_figure``: how a PIL image and a matplotlib figure are written.
 """
 from __future__ import annotations
@@ -68,6 +70,55 @@ def plot_vs_step(measurements: list[Measurement], path: Path, title: str = "") -
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_training_log(log: Path, path: Path, title: str = "") -> Path:
+    """Two panels against the step: D's and G's losses, and D(x), D(G(z)) (before and after D's update)."""
+    import csv
+
+    with open(log, newline="") as f:
+        rows = list(csv.DictReader(f))
+    step = [int(r["step"]) for r in rows]
+    panels = (("losses", (("loss_d", "D loss"), ("loss_g", "G loss"))),
+              ("D's outputs", (("d_x", "D(x)"), ("d_g_z1", "D(G(z)) before D's step"),
+                               ("d_g_z2", "D(G(z)) after D's step"))))
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    for ax, (name, series) in zip(axes, panels):
+        for column, label in series:
+            ax.plot(step, [float(r[column]) for r in rows], label=label, linewidth=0.9)
+        ax.set_xlabel("training step")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_bars(groups: list[str], series: dict[str, list[tuple[float, float]]], path: Path, ylabel: str,
+              title: str = "") -> Path:
+    """Bars of ``series`` (name -> one (mean, std) per group, NaN: no bar), side by side within each group;
+    the value axis spans the bars and their error bars, not zero to the top."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(groups) + 1.5), 3.4))
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(xs, [m for m, _ in values], width, yerr=[s for _, s in values], capsize=3, label=name)
+    low = min(m - s for values in series.values() for m, s in values if m == m)  # NaN: no bar
+    high = max(m + s for values in series.values() for m, s in values if m == m)
+    pad = 0.25 * (high - low) or 0.05
+    ax.set_ylim(max(0.0, low - pad), high + pad)  # the differences are the point, not the distance from zero
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -9,6 +9,9 @@ its parameters, the checkpoint's and the data's content). Files a run writes bes
 plot of its metrics against the training step there, ``vs-step.png``.
 A task that returns a ``NextStep`` (the user has to act first) writes no rows; its message is the
 result's ``message``.
+
+``run`` is ``plan`` (every check, and the ``run_id``) followed by ``execute`` (the work and the
+write); callers that skip runs whose rows exist already (``bench evaluate``) call the two apart.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import bench.tasks  # noqa: F401  (registers every task)
 from bench.features import FeatureCache
-from bench.results import Measurement, check_writable, upsert
+from bench.results import Measurement, check_writable, read_rows, upsert
 from bench.tasks.base import TASKS, NextStep, RunContext, check_dataset, make_params
 from dcgan.checkpoint import fingerprint
 from dcgan.data import data_fingerprint
@@ -54,10 +57,41 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None, data_root: str | None = None,
-        split: str | None = None, real: str | None = None, fake: str | None = None, seed: int = 0,
-        subset: int | None = None, device: str = "auto", precision: str = "fp32", batch_size: int = 256,
-        overrides: dict | None = None, recipe: str | None = None, results_dir: str | Path = "results") -> RunResult:
+@dataclass
+class PlannedRun:
+    """A run checked and keyed but not yet done: ``plan`` builds it, ``execute`` does the work.
+
+    ``run_id`` is known before any work, so a caller can see whether the run's rows are already in
+    ``table`` (``has_rows``) and skip it: ``bench evaluate`` resumes that way.
+    """
+
+    task: str
+    task_cls: type
+    params: object
+    params_dict: dict
+    ctx: RunContext
+    run_id: str
+    table: Path
+    recipe: str | None
+
+
+def run_id(task: str, version: int, ckpt_sha256: str, dataset: str, data: list | str | None, params: dict,
+           seed: int, subset: int | None) -> str:
+    """The key of a run's rows: a hash of everything that determines its numbers. ``data``: the content
+    fingerprints of the splits the run reads ([data set, split, fingerprint] each), or for a task that
+    reads no data its (unused) data root."""
+    return hashlib.sha256(json.dumps(
+        {"task": task, "version": version, "ckpt": ckpt_sha256, "dataset": dataset,
+         **({"data": data} if isinstance(data, list) else {"data_root": data}), "params": params, "seed": seed,
+         "subset": subset},
+        sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def plan(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None, data_root: str | None = None,
+         split: str | None = None, real: str | None = None, fake: str | None = None, seed: int = 0,
+         subset: int | None = None, device: str = "auto", precision: str = "fp32", batch_size: int = 256,
+         overrides: dict | None = None, recipe: str | None = None, results_dir: str | Path = "results") -> PlannedRun:
+    """Check a run's inputs (one-line errors before any work) and compute its ``run_id``."""
     task_cls = TASKS.get(task)
     _check_text({"--ckpt": ckpt, "--data-root": data_root, "--results": results_dir, "--real": real, "--fake": fake,
                  **{f"--set {k}": v for k, v in (overrides or {}).items()}})
@@ -82,52 +116,64 @@ def run(task: str, *, ckpt: str | Path | None = None, dataset: str | None = None
     table = Path(results_dir) / f"{task}.csv"
     check_writable(table)  # a file it may not rewrite fails now, not after the work
     dev = resolve_device(device)
-    seed_everything(seed)
     ctx = RunContext(dataset=dataset, data_root=data_root, ckpt=ckpt, device=dev, seed=seed, subset=subset,
                      batch_size=batch_size, precision=precision, cache=FeatureCache(),
                      split_name=split or task_cls.default_split, real=real, fake=fake)
     if task_cls.needs:
         ctx.net(task_cls.needs)  # a wrong or broken checkpoint fails before any work
-    task_obj = task_cls()
     inputs = {"precision": precision, **({"split": ctx.split_name} if ctx.split_name else {}),
               **({"real": real} if real else {}), **({"fake": fake} if fake else {})}
     params_dict = {**dataclasses.asdict(params), **inputs}
     # the content of the data read, not where it lies: other files under the same root are another run
-    data = ({"data": [[name, part, data_fingerprint(name, part, root=root)]
-                      for name, part, root in task_obj.reads(ctx, params)]}
-            if task_cls.reads_data else {"data_root": data_root})
-    run_id = hashlib.sha256(json.dumps(
-        {"task": task, "version": task_cls.version, "ckpt": ctx.ckpt_sha256, "dataset": dataset,
-         **data, "params": params_dict, "seed": seed, "subset": subset},
-        sort_keys=True, default=str).encode()).hexdigest()[:16]
-    ctx.artifacts = Path(results_dir) / task / run_id
+    data = ([[name, part, data_fingerprint(name, part, root=root)]
+             for name, part, root in task_cls().reads(ctx, params)] if task_cls.reads_data else data_root)
+    key = run_id(task, task_cls.version, ctx.ckpt_sha256, dataset, data, params_dict, seed, subset)
+    ctx.artifacts = Path(results_dir) / task / key
+    return PlannedRun(task, task_cls, params, params_dict, ctx, key, table, recipe)
 
+
+def has_rows(planned: PlannedRun) -> bool:
+    """Whether the run's rows are already in its table (a run that ended, not one that was interrupted)."""
+    return any(r.get("run_id") == planned.run_id for r in read_rows(planned.table))
+
+
+def execute(planned: PlannedRun) -> RunResult:
+    """Do a planned run: the task's work, then its rows (with provenance) upserted into its table."""
+    task, task_cls, ctx, key = planned.task, planned.task_cls, planned.ctx, planned.run_id
+    seed_everything(ctx.seed)
     t0 = time.perf_counter()
-    measurements = task_obj.run(ctx, params)
+    measurements = task_cls().run(ctx, planned.params)
     seconds = time.perf_counter() - t0
     if isinstance(measurements, NextStep):
-        return RunResult(task, [], table, seconds, ctx.cache.hits, ctx.cache.misses, message=measurements.message)
+        return RunResult(task, [], planned.table, seconds, ctx.cache.hits, ctx.cache.misses,
+                         message=measurements.message)
 
+    ckpt = ctx.ckpt
     common = {
-        "run_id": run_id, "task": task, "task_version": task_cls.version, "dataset": dataset,
-        "ckpt": str(ckpt) if ckpt else "", "ckpt_sha256": ctx.ckpt_sha256, "seed": seed,
-        "subset": subset if subset is not None else "", "seconds": round(seconds, 2), "device": str(dev),
+        "run_id": key, "task": task, "task_version": task_cls.version, "dataset": ctx.dataset,
+        "ckpt": str(ckpt) if ckpt else "", "ckpt_sha256": ctx.ckpt_sha256, "seed": ctx.seed,
+        "subset": ctx.subset if ctx.subset is not None else "", "seconds": round(seconds, 2), "device": str(ctx.device),
         "versions": json.dumps(package_versions(), sort_keys=True),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    run_details = {"recipe": recipe} if recipe else {}
+    run_details = {"recipe": planned.recipe} if planned.recipe else {}
     rows = [{**common, **_checkpoint_columns(m), "split": m.split, "model": m.model, "features": m.features,
              "draw": m.draw, "metric": m.metric, "value": repr(float(m.value)),
-             "params": json.dumps({**params_dict, **m.params}, sort_keys=True, default=str),
+             "params": json.dumps({**planned.params_dict, **m.params}, sort_keys=True, default=str),
              "details": json.dumps({**run_details, **m.details}, sort_keys=True, default=str)}
             for m in measurements]
-    path = upsert(table, rows)
+    path = upsert(planned.table, rows)
     figure = None
     if len({m.ckpt for m in measurements if m.ckpt}) > 1:
         from bench.pictures import plot_vs_step
 
-        figure = plot_vs_step(measurements, ctx.artifact("vs-step.png"), title=f"{task} on {dataset}: {ckpt}")
+        figure = plot_vs_step(measurements, ctx.artifact("vs-step.png"), title=f"{task} on {ctx.dataset}: {ckpt}")
     return RunResult(task, rows, path, seconds, ctx.cache.hits, ctx.cache.misses, figure)
+
+
+def run(task: str, **options) -> RunResult:
+    """Run a task (``plan``'s keyword arguments) and write its rows."""
+    return execute(plan(task, **options))
 
 
 def _check_text(values: dict[str, object]) -> None:

@@ -132,11 +132,25 @@ def test_quickstart_trains_on_digits_and_probes_the_features(tmp_path):
     assert (out / "d.pt").is_file() and (out / "samples" / "epoch001.png").is_file()
     import pandas as pd
 
-    df = pd.read_csv(results / "svm.csv")
+    df = _all_labels(pd.read_csv(results / "svm.csv"))
     acc = df[df.metric == "accuracy"].set_index("model").value
     assert set(acc.index) == {"trained-d", "random-d", "raw-pixels"}
     assert acc["raw-pixels"] > 0.9  # 8x8 digits are easy for a linear SVM on pixels
     assert "| svm | digits | labels_per_class=all | trained-d |" in r.output
+    # the smoke evaluation of its own run: the probe with few labels too, and the report card
+    few = pd.read_csv(results / "svm.csv").query("metric == 'accuracy' and features == 'all/max4'")
+    assert (few.groupby("run_id").size() == 2 * 50).sum() == 1  # 10 labels a class: 50 draws of both Ds
+    assert "| svm | digits | labels_per_class=10 | trained-d |" in r.output
+    page = results / "report" / "qs" / "index.html"
+    assert page.is_file() and f"report card: {page}" in r.output
+
+
+def _all_labels(df):
+    """The rows of the probe with every training label (the smoke evaluation adds other protocols)."""
+    import json
+
+    return df[[json.loads(p)["labels_per_class"] is None and json.loads(p)["features"] == "all/max4"
+               for p in df.params]]
 
 
 @pytest.mark.slow
@@ -148,5 +162,5 @@ def test_the_full_quickstart_trains_a_discriminator_whose_features_beat_raw_pixe
     results = tmp_path / "results"
     r = _bench("quickstart", "--out", tmp_path / "qs", "--device", "cpu", "--results", results)
     assert r.exit_code == 0, r.output
-    acc = pd.read_csv(results / "svm.csv").query("metric == 'accuracy'").set_index("model").value
+    acc = _all_labels(pd.read_csv(results / "svm.csv")).query("metric == 'accuracy'").set_index("model").value
     assert acc["trained-d"] > acc["raw-pixels"] + 0.02, acc

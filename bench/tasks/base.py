@@ -41,6 +41,18 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Workload:
+    """What one run costs, in the units ``bench evaluate`` measures this machine's speed in, for its
+    estimate before it starts: images through the run's D (a backward pass counts as two forwards),
+    images drawn from its G, images through Inception-v3, and the flops of dense linear algebra."""
+
+    d_images: float = 0
+    g_images: float = 0
+    inception_images: float = 0
+    flops: float = 0
+
+
+@dataclass(frozen=True)
 class NextStep:
     """What ``Task.run`` returns instead of measurements when the user has to act first (forget
     without boxes: draw them on the sheet it wrote). The run writes no rows and succeeds; the
@@ -59,6 +71,12 @@ class Task:
     ``--fake``), ``recipes`` named measured settings of its parameters, ``references`` published numbers,
     ``report_params`` parameters that tell rows apart in reports (e.g. the labelled-set size), and
     ``smoke`` the parameters of a run on tiny data (the test suite runs every task with them).
+
+    For ``bench evaluate`` and its report card: ``also_needs`` checkpoints read besides ``needs``
+    (memorisation's feature space is a D), ``user_input`` what the user has to make before the task can
+    measure (such tasks stay out of the default suites), ``section`` the part of the card its rows go to
+    (representation, generation, learning, data), ``headline`` the metrics a leaderboard shows,
+    ``pictures`` the files it writes with what to look for in each, and ``workload`` its cost.
     """
 
     name: ClassVar[str] = ""
@@ -74,6 +92,11 @@ class Task:
     references: ClassVar[tuple[Reference, ...]] = ()
     report_params: ClassVar[tuple[str, ...]] = ()
     smoke: ClassVar[dict[str, object]] = {}
+    also_needs: ClassVar[tuple[str, ...]] = ()
+    user_input: ClassVar[str] = ""
+    section: ClassVar[str] = "other"
+    headline: ClassVar[tuple[str, ...]] = ()
+    pictures: ClassVar[dict[str, str]] = {}
 
     @dataclass(frozen=True)
     class Params(Params):
@@ -87,6 +110,11 @@ class Task:
         id holds their content fingerprints, so a re-run on other files is another run. Default: the
         run's data set at its ``--split``."""
         return [(ctx.dataset, ctx.split_name, ctx.data_root)]
+
+    @classmethod
+    def workload(cls, params, sizes: dict[str, int]) -> Workload | None:
+        """The cost of a run with ``params`` on splits of ``sizes`` images (None: no estimate)."""
+        return None
 
 
 def make_params(task: type[Task], overrides: dict[str, object], recipe: str | None = None):

@@ -72,6 +72,10 @@ class Dedup(Task):
     paper = "4.1.1"
     default_split = "train"
     smoke = {"epochs": 1, "train_images": 200, "radius": (0, 4), "inject": 20}
+    section = "data"  # it measures a collection of images, not a model: no part of bench evaluate's battery
+    headline = ("f1",)
+    pictures = {"clusters.png": "sample clusters: the kept image framed green, flagged ones red with their "
+                                "Hamming distance: they should be the same picture, edited at most"}
     recipes = {
         "paper": {},  # the paper's 128-bit ReLU hash, exact collisions
         # the measured best on CIFAR-10 (docs/experiments/dedup.md): F1 0.900 at precision 0.993

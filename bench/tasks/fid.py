@@ -29,7 +29,7 @@ from typing import Callable, Literal
 from tqdm.auto import tqdm
 
 from bench.results import Measurement
-from bench.tasks.base import TASKS, Reference, RunContext, Task
+from bench.tasks.base import TASKS, Reference, RunContext, Task, Workload
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.data import load_dataset
 from dcgan.errors import ConfigError
@@ -54,6 +54,8 @@ class FidParams(Params):
     kid_subset_size: int = param(1000, "images per KID subset", low=1)
     isc_splits: int = param(10, "Inception Score splits (Salimans et al. 2016)", low=1)
     prc_neighborhood: int = param(3, "k of precision/recall (Kynkaanniemi et al. 2019)", low=1)
+    checkpoints: int | None = param(None, "of a training run's ckpt/ folder, measure this many evenly spaced "
+                                          "epochs, the last always among them; none: every epoch", low=1)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,11 @@ class Fid(Task):
     needs = None  # a generator, a run's folder of them, or none (--fake folder/dataset): checked in run()
     takes_sources = True
     smoke = {"samples": 40, "metrics": ("fid", "prc")}
+    section = "generation"
+    headline = ("fid", "kid", "precision", "recall")
+    pictures = {"vs-step.png": "each metric against the training step of the checkpoint: FID and KID should fall "
+                               "as training goes on; precision is how many samples look real, recall how much of "
+                               "the real images' variety the samples cover"}
     references = (
         Reference("cifar10", "is", 6.16, "DCGAN, 6.16 ± 0.07 (50k samples), as reported by Gulrajani et al. 2017 "
                                          "(WGAN-GP), Table 3"),
@@ -171,6 +178,13 @@ class Fid(Task):
                 for side in (fake, real) if side.kind != "ckpt"]
 
 
+    @classmethod
+    def workload(cls, p: FidParams, sizes: dict[str, int]) -> Workload:
+        """Every measured checkpoint's samples through G and Inception, the real images once."""
+        fakes = p.samples * min(sizes.get("checkpoints", 1), p.checkpoints or sizes.get("checkpoints", 1))
+        return Workload(g_images=fakes, inception_images=fakes + sizes.get("train", 0))
+
+
 def _fakes(ctx: RunContext, p: FidParams, source: Source) -> tuple[int, list[_Fake]]:
     """The image size both sides are compared at, and the fake image sets to measure."""
     from bench.fidelity import ImagesOnly
@@ -199,7 +213,7 @@ def _generators(ctx: RunContext, p: FidParams) -> tuple[int, list[_Fake]]:
     """The run's generator, or every epoch's generator of a training run's ckpt/ folder (loaded in turn)."""
     several = ctx.ckpt.is_dir()
     fakes, sizes = [], set()
-    for epoch, path in generator_checkpoints(ctx.ckpt) if several else [(None, ctx.ckpt)]:
+    for epoch, path in spaced(generator_checkpoints(ctx.ckpt), p.checkpoints) if several else [(None, ctx.ckpt)]:
         _, cfg, blob = load_net(path, "generator")
         sizes.add(cfg.image_size)
         extra = {"epoch": epoch, "step": blob.get("meta", {}).get("step")} if several else {}
@@ -210,6 +224,15 @@ def _generators(ctx: RunContext, p: FidParams) -> tuple[int, list[_Fake]]:
     if p.image_size not in (None, size):
         raise ConfigError(f"image_size={p.image_size}: the generator makes {size}x{size} images")
     return size, fakes
+
+
+def spaced(items: list, n: int | None) -> list:
+    """``n`` of ``items`` evenly spaced, the last always among them (all of them when ``n`` is None or
+    not fewer): FID against the step over a long run at the cost of a few checkpoints."""
+    if n is None or n >= len(items):
+        return items
+    step = len(items) / n
+    return [items[len(items) - 1 - round(i * step)] for i in reversed(range(n))]
 
 
 def _samples(ctx: RunContext, p: FidParams, path: Path):

@@ -69,6 +69,12 @@ class Forget(Task):
     smoke = {"samples": 12, "show": 4}  # without boxes: the first step, the numbered sheet
     needs = "generator"
     reads_data = False  # the samples are the data
+    user_input = "boxes drawn around an object on its numbered samples (--set boxes=CSV)"
+    section = "learning"
+    headline = ("heldout_accuracy",)
+    pictures = {"samples.png": "the numbered samples, the boxes outlined in red",
+                "forget.png": "samples beside their twins drawn without the dropped feature maps: the boxed object "
+                              "should vanish or turn into something else, the rest stay (paper 6.3.1)"}
     Params = ForgetParams
 
     def run(self, ctx: RunContext, p: ForgetParams) -> list[Measurement] | NextStep:

@@ -30,7 +30,7 @@ from torch import nn
 
 from bench.features import to_uint8
 from bench.results import Measurement
-from bench.tasks.base import TASKS, RunContext, Task
+from bench.tasks.base import TASKS, RunContext, Task, Workload
 from dcgan.errors import ConfigError
 from dcgan.nets import Discriminator
 from dcgan.params import Params, param
@@ -99,6 +99,16 @@ class GuidedBackprop(Task):
     summary = "guided backprop of D's last-layer features' maximal responses, trained vs random D (paper 6.2)"
     paper = "6.2"
     smoke = {"images": 40, "features": 2, "top": 2}
+    section = "learning"
+    pictures = {"maps.png": "one row per feature, the trained D's (T) first, then a random D's (R); each image "
+                            "beside its guided-backprop map: trained features whose top images share a part that "
+                            "their maps trace, random ones responding to nothing in particular (paper Fig. 5)"}
+
+    @classmethod
+    def workload(cls, p: GuidedBackpropParams, sizes: dict[str, int]) -> Workload:
+        """Both Ds over the searched images, then a forward and a backward per map."""
+        return Workload(d_images=len(MODELS) * (min(p.images, sizes.get(cls.default_split, p.images))
+                                                + 3 * p.features * p.top))
     needs = "discriminator"
     default_split = "train"
     Params = GuidedBackpropParams

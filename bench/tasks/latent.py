@@ -24,7 +24,7 @@ import torch
 
 from bench.pictures import captioned_rows
 from bench.results import Measurement
-from bench.tasks.base import TASKS, RunContext, Task
+from bench.tasks.base import TASKS, RunContext, Task, Workload
 from dcgan.checkpoint import fingerprint
 from dcgan.config import DCGANConfig
 from dcgan.errors import ConfigError
@@ -102,6 +102,18 @@ class LatentWalk(Task):
     smoke = {"walks": 2, "points": 3, "steps": 2}
     needs = "generator"
     reads_data = False  # G alone: the pictures are its samples
+    section = "learning"
+    headline = ("max_step_ratio",)
+    pictures = {
+        "linear.png": "walks along straight lines through 9 random z, one walk a row, the 9 points at every "
+                      "few tiles: the images should change smoothly; a sharp jump inside a segment is what a "
+                      "memorising generator would show (paper 6.1)",
+        "spherical.png": "the same walks along great circles, whose z keep the norm of typical samples",
+    }
+
+    @classmethod
+    def workload(cls, p: WalkParams, sizes: dict[str, int]) -> Workload:
+        return Workload(g_images=p.walks * (1 + (p.points - 1) * p.steps) * len(p.interpolations))
 
     def run(self, ctx: RunContext, p: WalkParams) -> list[Measurement]:
         _, cfg = ctx.net("generator")
@@ -166,6 +178,12 @@ class VectorArithmetic(Task):
              "right": (12, 13, 14), "neighbours": 2, "turn_rows": 2, "turn_steps": 2}
     needs = "generator"
     reads_data = False  # G alone: the pictures are its samples
+    user_input = "a `bench sample` z file and the tiles picked from its numbered grid (--set z=..., concept_a=...)"
+    section = "learning"
+    pictures = {"arithmetic.png": "each concept's exemplars and G(mean z), then G(A - B + C) with its noisy "
+                                  "neighbours, then the same arithmetic on pixels: the z result should show the "
+                                  "concept, not a superimposition (paper 6.3.2)",
+                "turn.png": "the direction mean(right) - mean(left) added at growing scale, one sample a row"}
 
     def run(self, ctx: RunContext, p: ArithmeticParams) -> list[Measurement]:
         _, cfg = ctx.net("generator")

@@ -31,7 +31,7 @@ import torch
 
 from bench.features import LayerSpec, extract_features, pixel_features, to_uint8
 from bench.results import Measurement
-from bench.tasks.base import TASKS, RunContext, Task
+from bench.tasks.base import TASKS, RunContext, Task, Workload
 from dcgan.checkpoint import fingerprint
 from dcgan.errors import ConfigError
 from dcgan.nets import sample_z
@@ -58,6 +58,23 @@ class Memorisation(Task):
     summary = "samples' nearest training images (pixels, D features) vs held-out images' (faiss, exact L2)"
     paper = "6.1"
     smoke = {"samples": 30, "neighbours": 2, "show": 2}
+    also_needs = ("discriminator",)
+    section = "learning"
+    headline = ("closer_than_control_q01", "nn_distance_q50")
+    pictures = {
+        "neighbours-pixels.png": "each sample (green frame) beside its nearest training images in pixel space, with "
+                                 "their distances: a copying generator shows a twin of a training image first",
+        "neighbours-d.png": "the same search in the discriminator's feature space, where near means alike to D",
+        "distances.png": "distance to the nearest training image, samples against held-out real images: samples "
+                         "piled up left of the held-out images would be copies",
+    }
+
+    @classmethod
+    def workload(cls, p: MemorisationParams, sizes: dict[str, int]) -> Workload:
+        """Samples from G, D features of both splits and the samples, and exact searches in two spaces."""
+        n_train, queries = sizes.get("train", 0), 2 * p.samples
+        return Workload(g_images=p.samples, d_images=n_train + sizes.get("test", 0) + p.samples,
+                        flops=2 * queries * n_train * (sizes.get("dims", 0) + sizes.get("pixels", 0)))
     needs = "generator"
     default_split = "train"  # the images searched
     Params = MemorisationParams

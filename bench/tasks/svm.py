@@ -28,11 +28,12 @@ from tqdm.auto import tqdm
 from bench.features import LayerSpec
 from bench.results import Measurement
 from bench.svm import SOLVERS, moments, prepare, standardize_
-from bench.tasks.base import TASKS, Reference, RunContext, Task
+from bench.tasks.base import TASKS, Reference, RunContext, Task, Workload
 from dcgan.errors import DataError
 from dcgan.params import Params, param
 
 EDGE_EXTENSIONS = 4  # how many times the C grid may grow past an edge
+FIT_PASSES = 3000  # products with the data per fit, set-up included: a rough guess for bench evaluate's estimate
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,18 @@ class SvmProbe(Task):
     default_dataset = "cifar10"
     report_params = ("labels_per_class",)  # the low-label and the all-label protocols are never averaged
     smoke = {"c_grid": (1e-3, 1e-2), "val_size": 60, "selection_draws": 2}
+    section = "representation"
+    headline = ("accuracy",)
+
+    @classmethod
+    def workload(cls, p: SvmParams, sizes: dict[str, int]) -> Workload:
+        """Features of both splits per D (trained, random), and L-BFGS fits of a guessed length."""
+        n_train, n_test = sizes.get("train", 0), sizes.get("test", 0)
+        n_fit = n_train if p.labels_per_class is None else min(n_train, p.labels_per_class * sizes.get("classes", 10))
+        fits = len(p.c_grid) * min(p.selection_draws, p.draws) + p.draws
+        dims = sizes.get("dims", 0)
+        return Workload(d_images=(1 + ("random-d" in p.baselines)) * (n_train + n_test),
+                        flops=(1 + len(p.baselines)) * fits * FIT_PASSES * 4 * n_fit * dims)
 
     def run(self, ctx: RunContext, p: SvmParams) -> list[Measurement]:
         spec = LayerSpec.parse(p.features)

@@ -1,0 +1,285 @@
+"""``bench evaluate``: a suite of tasks run on one model, each through ``bench.run``, then its report card.
+
+1. ``plan_steps``: each suite entry becomes a run of a registered task (a probe once per D layer
+   with ``per_layer``), or a note saying why it cannot run on what was given (a task needing a G
+   when there is none, a data set that is not there). Each run is planned by ``bench.run.plan``, so
+   its ``run_id`` is known before any work and a run whose rows are in ``results/<task>.csv``
+   already is not done again: a second evaluate of the same model takes seconds, and one that was
+   interrupted (Ctrl-C) goes on with the tasks not done.
+2. ``estimate``: the time the remaining runs will take, from what each task declares it costs
+   (``Task.workload``) and a few timed forward passes of this model's D and G and a matrix product
+   on this machine. Inception and the SVM's fits are priced by their arithmetic, not timed: an
+   estimate.
+3. ``run_steps``: the runs, one progress line each. A task that fails on a user error (the FID's
+   Inception weights not available offline, say) is noted on the card, not an error of the whole
+   evaluation.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from bench.run import PlannedRun, RunResult, execute, has_rows, plan
+from bench.subject import Subject
+from bench.suite import Entry, Suite
+from bench.tasks.base import TASKS, Workload
+from bench.weights import WeightsError
+from dcgan.checkpoint import load_net
+from dcgan.data import get_spec, load_dataset
+from dcgan.errors import DCGANError, one_line
+
+INCEPTION_MACS = 5.7e9  # multiply-adds of one Inception-v3 forward at 299 x 299 (Szegedy et al. 2016)
+# its convolutions ran at about a third of a large matrix product's flops on the 2-core CPU the budgets were
+# written on (4 images/s against 148 GFLOP/s): the estimate prices an Inception image at three times its arithmetic
+INCEPTION_SLOWDOWN = 3.0
+
+
+@dataclass
+class Step:
+    """One run of the battery: what it runs, and what became of it."""
+
+    entry: Entry
+    task: str  # the registered task it runs
+    title: str  # the entry's label, and the layer of a per-layer probe
+    planned: PlannedRun | None = None
+    status: str = "todo"  # todo, done (its rows were there), ran, skipped (cannot run here), failed
+    note: str = ""  # why it was skipped or failed, or what the task asks the user to do
+    seconds: float = 0.0
+    estimate: float | None = None
+    result: RunResult | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.planned.run_id if self.planned else ""
+
+    @property
+    def measured(self) -> bool:
+        """Whether its rows are in its table (a task that stopped for the user's input wrote none)."""
+        return self.status in ("done", "ran") and not self.note
+
+
+def data_problem(subject: Subject) -> str:
+    """Why the subject's data set cannot be read here ("" when it can)."""
+    if not subject.dataset:
+        return "no data set is known for these checkpoints: pass --dataset (and --data-root)"
+    try:
+        load_dataset(subject.dataset, "train", root=subject.data_root, image_size=subject.model.image_size,
+                     channels=subject.model.nc, subset=1)
+    except DCGANError as e:
+        return one_line(e)
+    return ""
+
+
+def plan_steps(subject: Subject, suite: Suite, results_dir: str | Path, **run_options) -> list[Step]:
+    """Every entry of ``suite`` as runs on ``subject`` (``run_options``: bench.run.plan's device, seed,
+    precision, batch_size)."""
+    no_data = data_problem(subject) if any(TASKS.get(e.task_for(subject.dataset)).reads_data
+                                           for e in suite.entries) else ""
+    steps = []
+    for entry in suite.entries:
+        task = entry.task_for(subject.dataset)
+        cls = TASKS.get(task)
+        title = entry.label or cls.name
+        kinds = [k for k in (cls.needs or ("generator" if cls.takes_sources else None), *cls.also_needs) if k]
+        missing = [k for k in kinds if not subject.has(k)]
+        if missing:
+            steps.append(Step(entry, task, title, status="skipped",
+                              note=f"needs a {' and a '.join(missing)} checkpoint; none was given"))
+            continue
+        if cls.reads_data and no_data:
+            steps.append(Step(entry, task, title, status="skipped", note=f"needs its data: {no_data}"))
+            continue
+        for layer in _layers(subject, entry):
+            overrides = entry.params_on(subject.dataset)
+            if layer:
+                overrides = {**overrides, "features": f"{layer}/{entry.per_layer}"}
+            if "discriminator" in cls.also_needs and subject.d != subject.g.parent / "d.pt":
+                overrides = {**overrides, "discriminator": str(subject.d)}  # not the d.pt it finds beside G
+            step = Step(entry, task, f"{title}: {layer}" if layer else title)
+            try:
+                step.planned = plan(task, ckpt=_ckpt(subject, cls), dataset=subject.dataset or None,
+                                    data_root=subject.data_root, subset=entry.subset, overrides=overrides,
+                                    recipe=entry.recipe, results_dir=results_dir, **run_options)
+                step.status = "done" if has_rows(step.planned) else "todo"
+            except DCGANError as e:
+                step.status, step.note = "failed", one_line(e)
+            steps.append(step)
+    return steps
+
+
+def _layers(subject: Subject, entry: Entry) -> list[str]:
+    """The D layers a per-layer entry probes one by one (``[""]``: one run with the entry's features)."""
+    if not entry.per_layer:
+        return [""]
+    return list(load_net(subject.path("discriminator"), "discriminator")[0].layer_names)
+
+
+def _ckpt(subject: Subject, cls) -> Path | None:
+    """The checkpoint a task reads: D or G as it needs, or for FID the run's every epoch when there are several."""
+    if cls.needs == "discriminator":
+        return subject.d
+    if cls.needs is None and cls.takes_sources and len(subject.epochs) > 1:
+        return subject.ckpt_dir
+    return subject.g
+
+
+# ---- the estimate -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Speed:
+    """Seconds per image through this model's D and G, and this machine's matrix-product flops per second."""
+
+    d: float
+    g: float
+    flops: float
+
+    def seconds(self, w: Workload) -> float:
+        inception = INCEPTION_SLOWDOWN * 2 * INCEPTION_MACS / self.flops
+        return w.d_images * self.d + w.g_images * self.g + w.inception_images * inception + w.flops / self.flops
+
+
+def measure_speed(subject: Subject, device: torch.device, batch: int = 64, repeats: int = 3) -> Speed:
+    """A few timed passes (after one untimed) of the model's nets and of a 1024 x 1024 float32 product."""
+    def per_image(net, x) -> float:
+        with torch.no_grad():
+            net(x)
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                net(x)
+        return (time.perf_counter() - t0) / (repeats * len(x))
+
+    cfg = subject.model
+    images = torch.zeros(batch, cfg.nc, cfg.image_size, cfg.image_size, device=device)
+    z = torch.zeros(batch, cfg.nz, 1, 1, device=device)
+    d = per_image(load_net(subject.d, "discriminator")[0].to(device), images) if subject.d else 0.0
+    g = per_image(load_net(subject.g, "generator")[0].to(device), z) if subject.g else 0.0
+    a = np.ones((1024, 1024), np.float32)
+    a @ a
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return Speed(d, g, 2 * 1024**3 * repeats / (time.perf_counter() - t0))
+
+
+def sizes(subject: Subject, subset: int | None) -> dict[str, int]:
+    """What a task's workload depends on: images per split, classes, feature and pixel dimensions, epochs."""
+    out = {"checkpoints": max(1, len(subject.epochs))}
+    cfg = subject.model
+    out["pixels"] = cfg.nc * cfg.image_size**2
+    if subject.d:
+        from bench.features import LayerSpec
+
+        out["dims"] = LayerSpec().dims(load_net(subject.d, "discriminator")[0])
+    if subject.dataset:
+        spec = get_spec(subject.dataset)
+        out["classes"] = spec.num_classes or 0
+        for split in spec.splits:
+            try:
+                n = len(load_dataset(subject.dataset, split, root=subject.data_root, image_size=cfg.image_size,
+                                     channels=cfg.nc))
+            except DCGANError:
+                continue
+            out[split] = min(n, subset) if subset else n
+    return out
+
+
+def estimate(steps: list[Step], subject: Subject, speed: Speed) -> float:
+    """Seconds the steps still to do will take by their tasks' declared workloads (0 for tasks declaring none)."""
+    total, known = 0.0, {}
+    for step in steps:
+        if step.status != "todo":
+            continue
+        subset = step.entry.subset
+        if subset not in known:
+            known[subset] = sizes(subject, subset)
+        work = step.planned.task_cls.workload(step.planned.params, known[subset])
+        step.estimate = speed.seconds(work) if work else None
+        total += step.estimate or 0.0
+    return total
+
+
+# ---- running ----------------------------------------------------------------------------------------
+
+def run_steps(steps: list[Step], echo: Callable[[str], None] = print) -> None:
+    """Run the steps to do, one progress line each; a user error of one run is its note, not the end.
+
+    Ctrl-C stops at once: the runs that ended have written their rows, the one under way writes none.
+    """
+    width = len(str(len(steps)))
+    for i, step in enumerate(steps, 1):
+        head = f"[{i:>{width}}/{len(steps)}] {step.task} ({step.title})" if step.title != step.task else \
+            f"[{i:>{width}}/{len(steps)}] {step.task}"
+        if step.status == "done":
+            echo(f"{head}: rows already in {step.planned.table} (run {step.run_id}), nothing to do")
+            continue
+        if step.status != "todo":
+            echo(f"{head}: {step.status}: {step.note}")
+            continue
+        guess = f", estimate {duration(step.estimate)}" if step.estimate is not None else ""
+        echo(f"{head}: running{guess} ...")
+        t0 = time.perf_counter()
+        try:
+            step.result = execute(step.planned)
+        except DCGANError as e:
+            # missing Inception weights are a missing download, not a broken run: the card says how to get them
+            step.status = "skipped" if isinstance(e, WeightsError) else "failed"
+            step.note = one_line(e)
+            echo(f"{head}: {step.status}: {step.note}")
+            continue
+        finally:
+            step.seconds = time.perf_counter() - t0
+        step.status = "ran"
+        step.note = step.result.message  # a task that asks the user for input first (no rows)
+        echo(f"{head}: {len(step.result.rows)} rows -> {step.result.path} in {duration(step.seconds)}"
+             + (f"; {step.note}" if step.note else ""))
+
+
+def duration(seconds: float) -> str:
+    """A duration as people read it: seconds, minutes or hours."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---- the whole command ------------------------------------------------------------------------------
+
+def evaluate(subject: Subject, suite: Suite, *, results_dir: str | Path = "results", out: str | Path | None = None,
+             device: str = "auto", seed: int = 0, precision: str = "fp32", batch_size: int = 256,
+             echo: Callable[[str], None] = print) -> tuple[Path, list[Step]]:
+    """Plan, estimate and run ``suite`` on ``subject``, then write its report card; returns the page's path.
+
+    KeyboardInterrupt propagates after a line saying what was kept: the card is not written then.
+    """
+    from bench.report.card import write_card
+    from dcgan.device import resolve_device
+
+    dev = resolve_device(device)
+    steps = plan_steps(subject, suite, results_dir, device=str(dev), seed=seed, precision=precision,
+                       batch_size=batch_size)
+    todo = [s for s in steps if s.status == "todo"]
+    done = sum(s.status == "done" for s in steps)
+    echo(f"evaluating {subject.name} ({subject.dataset or 'no data set'}) with suite {suite.name}: {len(steps)} "
+         f"runs, {done} already done, {len(todo)} to do")
+    if todo:
+        speed = measure_speed(subject, dev)
+        total = estimate(steps, subject, speed)
+        echo(f"estimate: about {duration(total)} on {dev} (measured here: D {1e3 * speed.d:.2f} ms and G "
+             f"{1e3 * speed.g:.2f} ms an image, {speed.flops / 1e9:.0f} GFLOP/s in a matrix product; Inception and "
+             "the SVM fits priced by their arithmetic, so a rough guide)")
+    try:
+        run_steps(steps, echo)
+    except KeyboardInterrupt:
+        kept = sum(s.status in ("done", "ran") for s in steps)
+        echo(f"interrupted: {kept} of {len(steps)} runs have their rows in {results_dir}; run the same bench "
+             "evaluate again to continue with the rest")
+        raise
+    out = Path(out) if out else Path(results_dir) / "report" / subject.name
+    page = write_card(subject, steps, suite, results_dir, out, str(dev))
+    return page, steps

