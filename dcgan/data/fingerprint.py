@@ -87,7 +87,7 @@ def files_fingerprint(paths: Sequence[str | os.PathLike]) -> str:
         mark_used(cached)
         _MEMO[key] = cached.read_text().strip()
         return _MEMO[key]
-    base = os.path.commonpath([os.path.dirname(path) for path, *_ in stats]) if stats else ""
+    base = os.path.commonpath({os.path.dirname(path) for path, *_ in stats}) if stats else ""
     h = hashlib.sha256()
     for path, size, mtime_ns, _ in tqdm(stats, desc=f"fingerprinting {base}", unit="file", disable=None, leave=False):
         h.update(f"{os.path.relpath(path, base)}\0{size}\0{mtime_ns}\0".encode())
