@@ -116,22 +116,14 @@ def move_artifacts(folder: Path) -> list[tuple[Path, Path]]:
 
 def main(argv: list[str]) -> int:
     """Rewrite every results table under the given folders in today's schema, and move their files."""
-    import csv
-
-    from bench.results import _locked, read_table
-    from dcgan.fsutil import atomic_path
+    from bench.results import read_rows, upsert
 
     for folder in argv or ["results"]:
         for old, new in move_artifacts(Path(folder)):
             print(f"{old} -> {new}")
         for path in sorted(Path(folder).glob("*.csv")):
-            with _locked(path):
-                header, rows = read_table(path)
-                with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-                    w = csv.DictWriter(f, fieldnames=header)
-                    w.writeheader()
-                    w.writerows({c: r.get(c, "") for c in header} for r in rows)
-            print(f"{path}: {len(rows)} rows")
+            upsert(path, [])  # no new rows: the table's own, read (migrated) and written back in today's schema
+            print(f"{path}: {len(read_rows(path))} rows")
     return 0
 
 
