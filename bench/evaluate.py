@@ -7,15 +7,16 @@
    already is not done again: a second evaluate of the same model takes seconds, and one that was
    interrupted (Ctrl-C) goes on with the tasks not done.
 2. ``estimate``: the time the remaining runs will take, from what each task declares it costs
-   (``Task.workload``) and a few timed forward passes of this model's D and G and a matrix product
-   on this machine. Inception and the SVM's fits are priced by their arithmetic, not timed: an
-   estimate.
+   (``Task.workload``) and a few timed forward passes on this machine: this model's D and G, a
+   matrix product, and Inception when a run needs it and its weights are here (priced by its
+   arithmetic otherwise). The SVM's fits are priced by their arithmetic: an estimate.
 3. ``run_steps``: the runs, one progress line each. A task that fails on a user error (the FID's
    Inception weights not available offline, say) is noted on the card, not an error of the whole
    evaluation.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,11 @@ from dcgan.data import get_spec, load_dataset
 from dcgan.errors import DCGANError, one_line
 
 INCEPTION_MACS = 5.7e9  # multiply-adds of one Inception-v3 forward at 299 x 299 (Szegedy et al. 2016)
-# its convolutions ran at about a third of a large matrix product's flops on the 2-core CPU the budgets were
-# written on (4 images/s against 148 GFLOP/s): the estimate prices an Inception image at three times its arithmetic
+# without its weights to time it, the estimate prices an Inception image at three times its arithmetic: its
+# convolutions ran at about a third of a large matrix product's flops on a 2-core AVX2 CPU (4 images/s
+# against 148 GFLOP/s); on an AVX-512 one with native bf16, 20 images/s fp32 against 340 GFLOP/s
 INCEPTION_SLOWDOWN = 3.0
+INCEPTION_TIMED_ABOVE = 1000  # images: timing Inception takes seconds, worth it when its share is minutes
 
 
 @dataclass
@@ -132,26 +135,58 @@ def _ckpt(subject: Subject, cls) -> Path | None:
 
 @dataclass(frozen=True)
 class Speed:
-    """Seconds per image through this model's D and G, and this machine's matrix-product flops per second."""
+    """Seconds per image through this model's D and G and through Inception (None: not timed), and this
+    machine's matrix-product flops per second."""
 
     d: float
     g: float
     flops: float
+    inception: float | None = None
 
     def seconds(self, w: Workload) -> float:
-        inception = INCEPTION_SLOWDOWN * 2 * INCEPTION_MACS / self.flops
+        inception = self.inception or INCEPTION_SLOWDOWN * 2 * INCEPTION_MACS / self.flops
         return w.d_images * self.d + w.g_images * self.g + w.inception_images * inception + w.flops / self.flops
 
+    def describe(self) -> str:
+        inception = (f"Inception {1 / self.inception:.0f} images/s" if self.inception else
+                     "Inception priced by its arithmetic")
+        return (f"D {1e3 * self.d:.2f} ms and G {1e3 * self.g:.2f} ms an image, {inception}, {self.flops / 1e9:.0f} "
+                "GFLOP/s in a matrix product; the SVM fits priced by their arithmetic, so a rough guide")
 
-def measure_speed(subject: Subject, device: torch.device, batch: int = 64, repeats: int = 3) -> Speed:
-    """A few timed passes (after one untimed) of the model's nets and of a 1024 x 1024 float32 product."""
-    def per_image(net, x) -> float:
-        with torch.no_grad():
+
+def _per_image(net, x, repeats: int) -> float:
+    """Seconds per image of ``net`` on the batch ``x``: ``repeats`` timed passes after one untimed."""
+    with torch.no_grad():
+        net(x)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
             net(x)
-            t0 = time.perf_counter()
-            for _ in range(repeats):
-                net(x)
-        return (time.perf_counter() - t0) / (repeats * len(x))
+    return (time.perf_counter() - t0) / (repeats * len(x))
+
+
+def time_inception(device: torch.device, precision: str, batch: int = 8, repeats: int = 2) -> float | None:
+    """Seconds per image of the FID's Inception at ``precision`` (the fast forward the fid task runs), or
+    None when its weights are not on this machine (timing must not start a download)."""
+    from bench.weights import local_weights
+
+    weights = local_weights()
+    if weights is None:
+        return None
+    from torch_fidelity.utils import create_feature_extractor
+
+    from bench.fidelity import torch_fidelity_name
+
+    net = create_feature_extractor(torch_fidelity_name("inception-v3", precision), ["2048"],
+                                   cuda=device.type == "cuda", feature_extractor_weights_path=str(weights))
+    images = torch.zeros(batch, 3, 32, 32, dtype=torch.uint8, device=device)  # resized to 299 inside, as samples are
+    return _per_image(net, images, repeats)
+
+
+def measure_speed(subject: Subject, device: torch.device, *, precision: str = "fp32", inception: bool = False,
+                  batch: int = 64, repeats: int = 3) -> Speed:
+    """A few timed passes (after one untimed) of the model's nets, of a 1024 x 1024 float32 product and,
+    when ``inception``, of the FID's Inception."""
+    per_image = functools.partial(_per_image, repeats=repeats)
 
     cfg = subject.model
     images = torch.zeros(batch, cfg.nc, cfg.image_size, cfg.image_size, device=device)
@@ -163,7 +198,8 @@ def measure_speed(subject: Subject, device: torch.device, batch: int = 64, repea
     t0 = time.perf_counter()
     for _ in range(repeats):
         a @ a
-    return Speed(d, g, 2 * 1024**3 * repeats / (time.perf_counter() - t0))
+    flops = 2 * 1024**3 * repeats / (time.perf_counter() - t0)
+    return Speed(d, g, flops, time_inception(device, precision) if inception else None)
 
 
 def sizes(subject: Subject, subset: int | None) -> dict[str, int]:
@@ -188,19 +224,26 @@ def sizes(subject: Subject, subset: int | None) -> dict[str, int]:
     return out
 
 
-def estimate(steps: list[Step], subject: Subject, speed: Speed) -> float:
-    """Seconds the steps still to do will take by their tasks' declared workloads (0 for tasks declaring none)."""
-    total, known = 0.0, {}
-    for step in steps:
+def workloads(steps: list[Step], subject: Subject) -> dict[int, Workload]:
+    """What each step still to do declares it costs, by its position in ``steps`` (tasks declaring none left out)."""
+    out, known = {}, {}
+    for i, step in enumerate(steps):
         if step.status != "todo":
             continue
         subset = step.entry.subset
         if subset not in known:
             known[subset] = sizes(subject, subset)
         work = step.planned.task_cls.workload(step.planned.params, known[subset])
-        step.estimate = speed.seconds(work) if work else None
-        total += step.estimate or 0.0
-    return total
+        if work:
+            out[i] = work
+    return out
+
+
+def estimate(steps: list[Step], work: dict[int, Workload], speed: Speed) -> float:
+    """Seconds the steps still to do will take at ``speed``; each step keeps its own estimate."""
+    for i, step in enumerate(steps):
+        step.estimate = speed.seconds(work[i]) if i in work else None
+    return sum(step.estimate or 0.0 for step in steps)
 
 
 # ---- running ----------------------------------------------------------------------------------------
@@ -268,11 +311,11 @@ def evaluate(subject: Subject, suite: Suite, *, results_dir: str | Path = "resul
     echo(f"evaluating {subject.name} ({subject.dataset or 'no data set'}) with suite {suite.name}: {len(steps)} "
          f"runs, {done} already done, {len(todo)} to do")
     if todo:
-        speed = measure_speed(subject, dev)
-        total = estimate(steps, subject, speed)
-        echo(f"estimate: about {duration(total)} on {dev} (measured here: D {1e3 * speed.d:.2f} ms and G "
-             f"{1e3 * speed.g:.2f} ms an image, {speed.flops / 1e9:.0f} GFLOP/s in a matrix product; Inception and "
-             "the SVM fits priced by their arithmetic, so a rough guide)")
+        work = workloads(steps, subject)
+        speed = measure_speed(subject, dev, precision=precision,
+                              inception=sum(w.inception_images for w in work.values()) > INCEPTION_TIMED_ABOVE)
+        total = estimate(steps, work, speed)
+        echo(f"estimate: about {duration(total)} on {dev} (measured here: {speed.describe()})")
     try:
         run_steps(steps, echo)
     except KeyboardInterrupt:

@@ -6,8 +6,9 @@
 - ``captioned_rows``: rows of samples in that layout, a caption left of each (vector-arithmetic).
 - ``contact_sheet``: any images as tiles with a caption under each and an optional frame (forget's
   pairs, memorisation's neighbours, dedup's clusters, guided-backprop's maps).
-- ``plot_vs_step``, for a run that measured every checkpoint of a training run: one panel per metric
-  (FID falling as training goes on is the point of the plot), x = the training step the checkpoint
+- ``plot_vs_step``, for a run that measured every checkpoint of a training run: one panel per metric,
+  three to a row, a metric's ``_std`` drawn as its error bars (FID falling as training goes on is the
+  point of the plot), x = the training step the checkpoint
   was exported at, or its epoch when the checkpoint does not record steps (pytorch/examples' files).
   Drawn with matplotlib's Agg backend (no display).
 - ``plot_training_log``: a training run's ``log.csv``, losses and D's outputs against the step.
@@ -56,20 +57,29 @@ def save_png(picture, path: Path) -> Path:
 
 
 def plot_vs_step(measurements: list[Measurement], path: Path, title: str = "") -> Path:
+    """One panel per metric against the step, at most three to a row so each stays legible; a metric
+    ``X_std`` is not a panel of its own but the error bars of ``X`` (KID's std over its subsets)."""
     plt = pyplot()
     axis = "step" if all(m.details.get("step") is not None for m in measurements) else "epoch"
-    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    series: dict[str, dict[int, float]] = defaultdict(dict)
     for m in measurements:
-        series[m.metric].append((int(m.details[axis]), float(m.value)))
-    fig, axes = plt.subplots(1, len(series), figsize=(3.6 * len(series), 3.2), squeeze=False)
-    for ax, (metric, points) in zip(axes[0], series.items()):
-        xs, ys = zip(*sorted(points))
-        ax.plot(xs, ys, marker="o")
+        series[m.metric][int(m.details[axis])] = float(m.value)
+    panels = [name for name in series if not (name.endswith("_std") and name[:-4] in series)]
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, panels):
+        xs = sorted(series[metric])
+        ys = [series[metric][x] for x in xs]
+        std = series.get(f"{metric}_std", {})
+        ax.errorbar(xs, ys, yerr=[std.get(x, 0.0) for x in xs] if std else None, marker="o", capsize=3)
         ax.set_xlabel(f"training {axis}")
-        ax.set_title(metric)
+        ax.set_title(metric + (" (± std)" if std else ""))
         ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -53,6 +53,25 @@ def warn_if_bf16_is_emulated() -> None:
                       stacklevel=3)
 
 
+def describe_device(device: torch.device) -> str:
+    """What ran a job, for a report's footer: the GPU's name, or the CPU's model, vector extension and
+    threads (speed on a CPU depends on them: native bf16 or not, AVX-512 or AVX2)."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type != "cpu":
+        return str(device)
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:  # not Linux
+        import platform
+
+        model = platform.processor()
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"cpu ({model or 'unknown model'}, {capability}, {torch.get_num_threads()} threads)"
+
+
 def keep_freed_memory() -> None:
     """Ask glibc to keep freed blocks instead of returning them to the OS after every step.
 

@@ -298,3 +298,20 @@ def test_without_inception_weights_the_fid_section_says_how_to_get_them(evaluate
     assert "fid: skipped: Inception weights" in r.output and "failed" not in r.output
     text = (tmp_path / "results" / "report" / "tiny" / "index.html").read_text()
     assert "Inception weights" in text and "bench weights inception" in text
+
+
+def test_the_estimate_prices_inception_by_its_timing_when_there_is_one(monkeypatch):
+    """A timed Inception replaces the arithmetic price; without local weights nothing is timed (or downloaded)."""
+    import torch
+
+    from bench import evaluate, weights
+    from bench.tasks.base import Workload
+
+    work = Workload(g_images=0, inception_images=1000)
+    priced = evaluate.Speed(d=0.0, g=0.0, flops=1e11)
+    timed = evaluate.Speed(d=0.0, g=0.0, flops=1e11, inception=0.05)
+    assert priced.seconds(work) == pytest.approx(1000 * evaluate.INCEPTION_SLOWDOWN * 2 * evaluate.INCEPTION_MACS / 1e11)
+    assert timed.seconds(work) == pytest.approx(50.0)
+    assert "Inception 20 images/s" in timed.describe() and "priced by its arithmetic" in priced.describe()
+    monkeypatch.setattr(weights, "local_weights", lambda: None)
+    assert evaluate.time_inception(torch.device("cpu"), "fp32") is None

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import platform
 import shutil
 from collections import defaultdict
 from pathlib import Path
+
+import torch
 
 from bench.evaluate import Step, duration
 from bench.report import sections
@@ -24,6 +25,7 @@ from bench.results import read_rows
 from bench.run import package_versions
 from bench.subject import Subject
 from bench.suite import Suite
+from dcgan.device import describe_device
 from dcgan.fsutil import atomic_path
 
 TITLES = {"representation": "Representation", "generation": "Generation",
@@ -87,7 +89,7 @@ def write_card(subject: Subject, steps: list[Step], suite: Suite, results_dir: s
     about = f"{subject.dataset or 'no data set'}; suite {suite.name}"
     about += f": {suite.description}" if suite.description else ""
     doc = Doc(f"Report card: {subject.name}", about,
-              parts, [f"Generated {now} by bench evaluate on {platform.node() or 'this machine'} ({device}).",
+              parts, [f"Generated {now} by bench evaluate on {describe_device(torch.device(device))}.",
                       f"Versions: {versions}.", f"Suite: {suite.source}.",
                       "Every result names its table (results/<task>.csv) and run_id; pictures are copies of the "
                       "runs' files (results/<task>/<run_id>/)."])
