@@ -341,7 +341,7 @@ def list_cmd(task):
     if task:
         t = TASKS.get(task)
         click.echo(f"{t.name}: {t.summary}" + (f" [paper section {t.paper}]" if t.paper else ""))
-        needs = [t.needs or "", "data" if t.reads_data else "", "--split" if t.default_split else "",
+        needs = [("conditional " if t.conditional else "") + (t.needs or ""), "data" if t.reads_data else "", "--split" if t.default_split else "",
                  "--real/--fake" if t.takes_sources else ""]
         click.echo(f"needs: {', '.join(n for n in needs if n) or 'nothing'}; default data set: "
                    f"{t.default_dataset or '(--dataset)'}" + (f"; split: {t.default_split}" if t.default_split else ""))

@@ -32,6 +32,7 @@ from bench.weights import WeightsError
 from dcgan.checkpoint import load_net
 from dcgan.data import get_spec, load_dataset
 from dcgan.errors import DCGANError, one_line
+from dcgan.generate import balanced_labels, generate
 
 INCEPTION_MACS = 5.7e9  # multiply-adds of one Inception-v3 forward at 299 x 299 (Szegedy et al. 2016)
 # its convolutions ran at about a third of a large matrix product's flops on the 2-core CPU the budgets were
@@ -90,6 +91,11 @@ def plan_steps(subject: Subject, suite: Suite, results_dir: str | Path, **run_op
         if missing:
             steps.append(Step(entry, task, title, status="skipped",
                               note=f"needs a {' and a '.join(missing)} checkpoint; none was given"))
+            continue
+        if cls.conditional and not subject.num_classes:
+            steps.append(Step(entry, task, title, status="skipped",
+                              note=f"measures conditional generators (class labels in, images of that class out); "
+                                   f"{subject.g} is unconditional"))
             continue
         if cls.reads_data and no_data:
             steps.append(Step(entry, task, title, status="skipped", note=f"needs its data: {no_data}"))
@@ -157,7 +163,7 @@ def measure_speed(subject: Subject, device: torch.device, batch: int = 64, repea
     images = torch.zeros(batch, cfg.nc, cfg.image_size, cfg.image_size, device=device)
     z = torch.zeros(batch, cfg.nz, 1, 1, device=device)
     d = per_image(load_net(subject.d, "discriminator")[0].to(device), images) if subject.d else 0.0
-    g = per_image(load_net(subject.g, "generator")[0].to(device), z) if subject.g else 0.0
+    g = per_image(_sampler(load_net(subject.g, "generator")[0].to(device), device), z) if subject.g else 0.0
     a = np.ones((1024, 1024), np.float32)
     a @ a
     t0 = time.perf_counter()
@@ -166,11 +172,22 @@ def measure_speed(subject: Subject, device: torch.device, batch: int = 64, repea
     return Speed(d, g, 2 * 1024**3 * repeats / (time.perf_counter() - t0))
 
 
+def _sampler(G, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """G's images of a batch of z, a conditional G's at balanced class labels, as the tasks draw them."""
+    def draw(z: torch.Tensor) -> torch.Tensor:
+        labels = balanced_labels(len(z), G.num_classes) if G.num_classes else None
+        return generate(G, z, batch_size=len(z), device=device, labels=labels)
+
+    return draw
+
+
 def sizes(subject: Subject, subset: int | None) -> dict[str, int]:
-    """What a task's workload depends on: images per split, classes, feature and pixel dimensions, epochs."""
+    """What a task's workload depends on: images per split, classes, image size, channels, feature and pixel
+    dimensions, epochs."""
     out = {"checkpoints": max(1, len(subject.epochs))}
     cfg = subject.model
     out["pixels"] = cfg.nc * cfg.image_size**2
+    out["channels"], out["image_size"] = cfg.nc, cfg.image_size
     if subject.d:
         from bench.features import LayerSpec
 

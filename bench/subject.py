@@ -7,6 +7,7 @@ epoch), ``ckpt/epochNNN_{g,d}.pt``, ``log.csv``, ``samples/epochNNN.png``, and i
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -33,6 +34,11 @@ class Subject:
 
     def has(self, kind: str) -> bool:
         return (self.g if kind == "generator" else self.d) is not None
+
+    @functools.cached_property
+    def num_classes(self) -> int:
+        """The classes its generator draws (0: unconditional, or no generator given); read once."""
+        return load_net(self.g, "generator")[0].num_classes if self.g else 0
 
     def path(self, kind: str) -> Path:
         path = self.g if kind == "generator" else self.d

@@ -71,6 +71,8 @@ class Generator(nn.Module):
     section 6.3.1: "forgetting" to draw windows).
     """
 
+    num_classes = 0  # unconditional: it takes no class labels
+
     def __init__(self, cfg: DCGANConfig):
         super().__init__()
         self.cfg = cfg
@@ -136,6 +138,8 @@ class Discriminator(nn.Module):
     ``forward_intermediates`` returns the activations after each feature convolution, named
     ``conv1`` ... ``convK``: the layers the feature benchmarks max-pool and concatenate.
     """
+
+    num_classes = 0  # unconditional: it is given no class labels
 
     def __init__(self, cfg: DCGANConfig):
         super().__init__()

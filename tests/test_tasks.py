@@ -16,13 +16,14 @@ from bench.results import RESULT_COLUMNS
 from bench.run import TASKS
 from dcgan.data import data_fingerprint, load_dataset
 from dcgan.nets import sample_z
+from fixtures_classes import Emitter, serve
 from fixtures_fid import write_tiny_weights
 from fixtures_tasks import tiny_checkpoints
 
 
 def _inputs(name: str, tmp_path, g) -> list[str]:
     """What a task needs besides its smoke parameters that only a test can make (files, test extractors)."""
-    if name == "fid":  # the tiny extractor stands in for Inception (no download here)
+    if name in ("fid", "intra-fid"):  # the tiny extractor stands in for Inception (no download here)
         return ["--set", "extractor=tiny", "--set", f"inception_weights={write_tiny_weights(tmp_path / 'w.pt')}"]
     if name == "vector-arithmetic":
         from dcgan.checkpoint import load_net
@@ -57,6 +58,9 @@ def test_every_task_runs_end_to_end_with_its_smoke_parameters(name, tmp_path, mo
     declared, loaded = _record_reads(monkeypatch)
     assert task.smoke, f"task {name!r} declares no smoke parameters"
     g, d = tiny_checkpoints(tmp_path / "ckpt", nc=3)
+    if task.conditional:  # a generator drawing the data set's classes
+        g = tmp_path / "conditional" / "g.pt"
+        serve(monkeypatch, {g: Emitter("synthetic", "faithful", nc=3)})
     args = ["run", name, "--device", "cpu", "--subset", "150", "--results", str(tmp_path / "results")]
     if task.needs == "discriminator":
         args += ["--ckpt", str(d)]

@@ -1,7 +1,8 @@
 """The sections of a report card, each a list of blocks built from a ``Card`` (see ``bench.report.card``).
 
-``representation``, ``generation`` and ``learning`` are named after the ``section`` tasks declare;
-a section without its own builder gets ``generic``: per run, its numbers and its declared pictures.
+``representation``, ``generation`` and ``learning`` are named after the ``section`` tasks declare
+(``classes`` has its module, ``bench.report.classes``); a section without its own builder gets
+``generic``: per run, its numbers and its declared pictures.
 """
 from __future__ import annotations
 

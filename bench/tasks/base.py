@@ -71,6 +71,9 @@ class Task:
     ``--fake``), ``recipes`` named measured settings of its parameters, ``references`` published numbers,
     ``report_params`` parameters that tell rows apart in reports (e.g. the labelled-set size), and
     ``smoke`` the parameters of a run on tiny data (the test suite runs every task with them).
+    ``conditional`` says its generator must be a conditional one (``num_classes > 0``) drawing the
+    data set's classes: a run on another is refused before any work, and ``bench evaluate`` skips the
+    task with a note for an unconditional model.
 
     For ``bench evaluate`` and its report card: ``also_needs`` checkpoints read besides ``needs``
     (memorisation's feature space is a D), ``user_input`` what the user has to make before the task can
@@ -84,6 +87,7 @@ class Task:
     summary: ClassVar[str] = ""
     paper: ClassVar[str] = ""  # the paper's section the task reproduces
     needs: ClassVar[str | None] = None  # "discriminator", "generator" or None
+    conditional: ClassVar[bool] = False  # True: the generator it needs takes class labels
     default_dataset: ClassVar[str | None] = None
     default_split: ClassVar[str | None] = None
     reads_data: ClassVar[bool] = True  # False: the task measures a checkpoint alone (its rows name no data set)
@@ -192,6 +196,23 @@ class RunContext:
             self._splits[key] = load_dataset(self.dataset, split, root=self.data_root, image_size=image_size,
                                              channels=channels, subset=self.subset, seed=self.seed)
         return self._splits[key]
+
+    def classes(self) -> int:
+        """The number of classes of the run's conditional generator, which must be the data set's (when the
+        run names one): an unconditional G, an unlabelled data set or one of another number of classes is a
+        one-line error."""
+        G, _ = self.net("generator")
+        if G.num_classes == 0:
+            raise ConfigError(f"{self.ckpt} is an unconditional generator: this task measures a conditional one "
+                              "(a c-GAN's g.pt, trained with class labels)")
+        if not self.dataset:
+            return G.num_classes
+        self.require_labels()
+        found = get_spec(self.dataset).num_classes
+        if found != G.num_classes:
+            raise ConfigError(f"{self.ckpt} draws {G.num_classes} classes, data set {self.dataset!r} has {found}: "
+                              "give the data set it was trained on")
+        return G.num_classes
 
     def require_labels(self) -> None:
         """A one-line error when the run's data set is unlabelled, found before any of its files is."""

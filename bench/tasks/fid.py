@@ -39,17 +39,24 @@ METRICS = ("fid", "kid", "isc", "prc")  # what a run can ask for: torch-fidelity
 
 
 @dataclass(frozen=True)
-class FidParams(Params):
-    samples: int = param(50_000, "images drawn from a generator: the convention since Heusel et al. 2017", low=1)
-    metrics: tuple[Literal[METRICS], ...] = param((), "which metrics; empty: all four (isc only if the weights "
-                                                      "have logits)")
-    image_size: int | None = param(None, "side both sources are compared at; none: the generator's, or the fake "
-                                         "folder's first image's short side", low=1)
+class InceptionParams(Params):
+    """The feature network of every task measured on Inception features (``fid``, ``intra-fid``): the
+    same values give the same features, and the same cache files for the same real images."""
+
     extractor: str = param("inception-v3", "feature network: inception-v3 (our faster forward, same features) or "
                                            "torch-fidelity (its stock InceptionV3)")
     inception_batch_size: int = param(64, "images per Inception forward (torch-fidelity's default)", low=1)
     inception_weights: str | None = param(None, "weights file; none: $DCGAN_BENCH_INCEPTION_WEIGHTS, then "
                                                 "`bench weights inception`'s, then torch-fidelity's download")
+
+
+@dataclass(frozen=True)
+class FidParams(InceptionParams):
+    samples: int = param(50_000, "images drawn from a generator: the convention since Heusel et al. 2017", low=1)
+    metrics: tuple[Literal[METRICS], ...] = param((), "which metrics; empty: all four (isc only if the weights "
+                                                      "have logits)")
+    image_size: int | None = param(None, "side both sources are compared at; none: the generator's, or the fake "
+                                         "folder's first image's short side", low=1)
     kid_subsets: int = param(100, "KID subsets (torch-fidelity's, Binkowski et al. 2018)", low=1)
     kid_subset_size: int = param(1000, "images per KID subset", low=1)
     isc_splits: int = param(10, "Inception Score splits (Salimans et al. 2016)", low=1)
@@ -139,17 +146,14 @@ class Fid(Task):
         from bench.weights import has_logits
 
         real_source, source = sources(ctx)
-        extractor = fidelity.EXTRACTORS.get(p.extractor)
-        if ctx.precision not in extractor.precisions:
-            raise ConfigError(f"extractor {p.extractor!r} runs at {', '.join(extractor.precisions)} only, not "
-                              f"--precision {ctx.precision}")
+        extractor = checked_extractor(ctx, p)
         size, fakes = _fakes(ctx, p, source)  # the inputs are checked before the weights are looked for
         real = fidelity.ImagesOnly(_images(ctx, real_source, size))
         weights = extractor.weights(p.inception_weights)
         metrics = _choose_metrics(p.metrics, weights, has_logits(weights))
         _check_counts(p, metrics, min(f.n for f in fakes), len(real))
         real_name = fidelity.real_cache_name(real.data, p.extractor, weights, ctx.precision)
-        features = extractor.convention + ("" if ctx.precision == "fp32" else f", {ctx.precision} autocast")
+        features = convention(extractor, ctx)
         options = {k: getattr(p, k) for k in ("kid_subsets", "kid_subset_size", "isc_splits", "prc_neighborhood")}
         common = {"n_real": len(real), "image_size": size, "weights_sha256": fingerprint(weights)}
         out = []
@@ -183,6 +187,22 @@ class Fid(Task):
         """Every measured checkpoint's samples through G and Inception, the real images once."""
         fakes = p.samples * min(sizes.get("checkpoints", 1), p.checkpoints or sizes.get("checkpoints", 1))
         return Workload(g_images=fakes, inception_images=fakes + sizes.get("train", 0))
+
+
+def checked_extractor(ctx: RunContext, p: InceptionParams):
+    """The registered extractor ``p`` names, refused at a precision it does not run at."""
+    from bench import fidelity
+
+    extractor = fidelity.EXTRACTORS.get(p.extractor)
+    if ctx.precision not in extractor.precisions:
+        raise ConfigError(f"extractor {p.extractor!r} runs at {', '.join(extractor.precisions)} only, not "
+                          f"--precision {ctx.precision}")
+    return extractor
+
+
+def convention(extractor, ctx: RunContext) -> str:
+    """The ``features`` column of rows measured on ``extractor``'s features: FIDs compare only within one."""
+    return extractor.convention + ("" if ctx.precision == "fp32" else f", {ctx.precision} autocast")
 
 
 def _fakes(ctx: RunContext, p: FidParams, source: Source) -> tuple[int, list[_Fake]]:
