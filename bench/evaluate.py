@@ -2,7 +2,8 @@
 
 1. ``plan_steps``: each suite entry becomes a run of a registered task (a probe once per D layer
    with ``per_layer``), or a note saying why it cannot run on what was given (a task needing a G
-   when there is none, a data set that is not there). Each run is planned by ``bench.run.plan``, so
+   when there is none, a data set that is not there, a task that does not apply to the model's
+   family, e.g. a probe of a D that takes the label at every layer). Each run is planned by ``bench.run.plan``, so
    its ``run_id`` is known before any work and a run whose rows are in ``results/<task>.csv``
    already is not done again: a second evaluate of the same model takes seconds, and one that was
    interrupted (Ctrl-C) goes on with the tasks not done.
@@ -31,8 +32,8 @@ from bench.tasks.base import TASKS, Workload
 from bench.weights import WeightsError
 from dcgan.checkpoint import load_net
 from dcgan.data import get_spec, load_dataset
-from dcgan.errors import DCGANError, one_line
-from dcgan.generate import balanced_labels, generate
+from dcgan.errors import DCGANError, NotApplicable, one_line
+from dcgan.generate import default_labels
 
 INCEPTION_MACS = 5.7e9  # multiply-adds of one Inception-v3 forward at 299 x 299 (Szegedy et al. 2016)
 # its convolutions ran at about a third of a large matrix product's flops on the 2-core CPU the budgets were
@@ -92,11 +93,6 @@ def plan_steps(subject: Subject, suite: Suite, results_dir: str | Path, **run_op
             steps.append(Step(entry, task, title, status="skipped",
                               note=f"needs a {' and a '.join(missing)} checkpoint; none was given"))
             continue
-        if cls.conditional and not subject.num_classes:
-            steps.append(Step(entry, task, title, status="skipped",
-                              note=f"measures conditional generators (class labels in, images of that class out); "
-                                   f"{subject.g} is unconditional"))
-            continue
         if cls.reads_data and no_data:
             steps.append(Step(entry, task, title, status="skipped", note=f"needs its data: {no_data}"))
             continue
@@ -113,7 +109,7 @@ def plan_steps(subject: Subject, suite: Suite, results_dir: str | Path, **run_op
                                     recipe=entry.recipe, results_dir=results_dir, **run_options)
                 step.status = "done" if has_rows(step.planned) else "todo"
             except DCGANError as e:
-                step.status, step.note = "failed", one_line(e)
+                step.status, step.note = "skipped" if isinstance(e, NotApplicable) else "failed", one_line(e)
             steps.append(step)
     return steps
 
@@ -152,33 +148,26 @@ class Speed:
 def measure_speed(subject: Subject, device: torch.device, batch: int = 64, repeats: int = 3) -> Speed:
     """A few timed passes (after one untimed) of the model's nets and of a 1024 x 1024 float32 product."""
     def per_image(net, x) -> float:
+        labels = default_labels(net, len(x))
+        labels = labels.to(device) if labels is not None else None
         with torch.no_grad():
-            net(x)
+            net(x, labels=labels)
             t0 = time.perf_counter()
             for _ in range(repeats):
-                net(x)
+                net(x, labels=labels)
         return (time.perf_counter() - t0) / (repeats * len(x))
 
     cfg = subject.model
     images = torch.zeros(batch, cfg.nc, cfg.image_size, cfg.image_size, device=device)
     z = torch.zeros(batch, cfg.nz, 1, 1, device=device)
     d = per_image(load_net(subject.d, "discriminator")[0].to(device), images) if subject.d else 0.0
-    g = per_image(_sampler(load_net(subject.g, "generator")[0].to(device), device), z) if subject.g else 0.0
+    g = per_image(load_net(subject.g, "generator")[0].to(device), z) if subject.g else 0.0
     a = np.ones((1024, 1024), np.float32)
     a @ a
     t0 = time.perf_counter()
     for _ in range(repeats):
         a @ a
     return Speed(d, g, 2 * 1024**3 * repeats / (time.perf_counter() - t0))
-
-
-def _sampler(G, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """G's images of a batch of z, a conditional G's at balanced class labels, as the tasks draw them."""
-    def draw(z: torch.Tensor) -> torch.Tensor:
-        labels = balanced_labels(len(z), G.num_classes) if G.num_classes else None
-        return generate(G, z, batch_size=len(z), device=device, labels=labels)
-
-    return draw
 
 
 def sizes(subject: Subject, subset: int | None) -> dict[str, int]:
@@ -188,10 +177,11 @@ def sizes(subject: Subject, subset: int | None) -> dict[str, int]:
     cfg = subject.model
     out["pixels"] = cfg.nc * cfg.image_size**2
     out["channels"], out["image_size"] = cfg.nc, cfg.image_size
-    if subject.d:
+    D = load_net(subject.d, "discriminator")[0] if subject.d else None
+    if D is not None and not D.features_take_labels:  # a D without image features has no feature tasks to price
         from bench.features import LayerSpec
 
-        out["dims"] = LayerSpec().dims(load_net(subject.d, "discriminator")[0])
+        out["dims"] = LayerSpec().dims(D)
     if subject.dataset:
         spec = get_spec(subject.dataset)
         out["classes"] = spec.num_classes or 0

@@ -33,7 +33,7 @@ from dcgan.config import DCGANConfig
 from dcgan.data import ImageDataset
 from dcgan.device import autocast
 from dcgan.fsutil import cache_dir, mark_used
-from dcgan.generate import balanced_labels, generate
+from dcgan.generate import default_labels, generate
 from dcgan.nets import sample_z
 
 CACHE_VERSION = 1  # bump when the real side's features would change under the same cache-key fields
@@ -166,15 +166,14 @@ class GeneratorSamples(torch.utils.data.Dataset):
 
     z for all ``n`` images is drawn up front from ``seed``, so the images do not depend on the batch
     size; they are made one batch at a time (``dcgan.generate``) as the loader walks the indices in
-    order, so 50,000 samples never sit in memory at once. A conditional G draws image ``i`` of class
-    ``labels[i]`` = ``i mod num_classes`` (``balanced_labels``): the sample is class-balanced.
+    order, so 50,000 samples never sit in memory at once. A conditional G draws them class-balanced.
     """
 
     def __init__(self, G: torch.nn.Module, cfg: DCGANConfig, n: int, seed: int, device: torch.device,
                  batch_size: int = 256, precision: str = "fp32"):
         self.G, self.device, self.batch_size, self.precision = G, device, batch_size, precision
         self.z = sample_z(n, cfg, torch.Generator().manual_seed(seed))
-        self.labels = balanced_labels(n, G.num_classes) if G.num_classes else None
+        self.labels = default_labels(G, n)
         self._batch: tuple[int, torch.Tensor | None] = (-1, None)
 
     def __len__(self) -> int:

@@ -77,6 +77,17 @@ def tiny_checkpoints(out: Path, image_size: int = 32, nc: int = 1, seed: int = 0
     return export_models(out, cfg, Generator(cfg), Discriminator(cfg))
 
 
+def tiny_conditional_checkpoints(out: Path, image_size: int = 32, nc: int = 1, num_classes: int = 10,
+                                 seed: int = 0) -> tuple[Path, Path]:
+    """A random-init conditional G and D (cdcgan's defaults, ngf = ndf = 8), exported the same way."""
+    from dcgan.models import build_net
+    from dcgan.models.cdcgan import CDCGANConfig
+
+    cfg = CDCGANConfig(image_size=image_size, nc=nc, ngf=8, ndf=8, num_classes=num_classes)
+    torch.manual_seed(seed)
+    return export_models(out, cfg, build_net("generator", cfg), build_net("discriminator", cfg))
+
+
 def varied_generator(image_size: int = 32, nc: int = 1) -> Generator:
     """A tiny G (ngf 8), in eval mode, whose images differ from z to z. A freshly initialised G
     (tiny_checkpoints) draws the same flat grey for every z in eval mode (its unit running variances

@@ -208,7 +208,7 @@ def test_an_unconditional_generator_is_refused_in_one_line(task, tmp_path):
     (["cas", "--set", "per_class=1000"], "has only"),
     (["cas", "--set", "unconditional={faithful}"], "is a conditional generator"),
     (["cas", "--set", "unconditional={missing}"], "no such generator checkpoint"),
-    (["cas", "--dataset", "imagenet"], "draws 10 classes, data set 'imagenet' has 1000"),
+    (["cas", "--dataset", "imagenet"], "conditioned on 10 classes, data set 'imagenet' has 1000"),
     (["intra-fid", "--dataset", "lsun"], "has no labels"),
     (["intra-fid", "--set", "per_class=1"], "per_class=1"),
 ])

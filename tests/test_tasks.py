@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from bench.cli import main
 from bench.results import RESULT_COLUMNS
 from bench.run import TASKS
+from bench.tasks.base import ConditionalTask
 from dcgan.data import data_fingerprint, load_dataset
 from dcgan.nets import sample_z
-from fixtures_classes import Emitter, serve
 from fixtures_fid import write_tiny_weights
-from fixtures_tasks import tiny_checkpoints
+from fixtures_tasks import tiny_checkpoints, tiny_conditional_checkpoints
 
 
 def _inputs(name: str, tmp_path, g) -> list[str]:
@@ -58,9 +58,8 @@ def test_every_task_runs_end_to_end_with_its_smoke_parameters(name, tmp_path, mo
     declared, loaded = _record_reads(monkeypatch)
     assert task.smoke, f"task {name!r} declares no smoke parameters"
     g, d = tiny_checkpoints(tmp_path / "ckpt", nc=3)
-    if task.conditional:  # a generator drawing the data set's classes
-        g = tmp_path / "conditional" / "g.pt"
-        serve(monkeypatch, {g: Emitter("synthetic", "faithful", nc=3)})
+    if issubclass(task, ConditionalTask):  # a generator drawing the data set's classes
+        g, d = tiny_conditional_checkpoints(tmp_path / "conditional", nc=3)
     args = ["run", name, "--device", "cpu", "--subset", "150", "--results", str(tmp_path / "results")]
     if task.needs == "discriminator":
         args += ["--ckpt", str(d)]

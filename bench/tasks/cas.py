@@ -26,7 +26,7 @@ import torch
 from bench.classifier import accuracies, forward_flops, predict, train_classifier
 from bench.features import to_uint8
 from bench.results import Measurement
-from bench.tasks.base import TASKS, RunContext, Task, Workload
+from bench.tasks.base import TASKS, ConditionalTask, RunContext, Workload
 from dcgan.checkpoint import fingerprint, load_net
 from dcgan.errors import ConfigError, DataError
 from dcgan.generate import balanced_labels, generate
@@ -58,12 +58,10 @@ class CasParams(Params):
 
 
 @TASKS.register("cas")
-class Cas(Task):
+class Cas(ConditionalTask):
     summary = ("Classification Accuracy Score: a fixed CNN trained on a conditional G's samples, tested on real "
                "images, beside the same CNN trained on real images")
     Params = CasParams
-    needs = "generator"
-    conditional = True
     default_dataset = "cifar10"
     smoke = {"per_class": 8, "epochs": 2, "width": 8}
     section = "classes"
@@ -86,7 +84,7 @@ class Cas(Task):
 
     def run(self, ctx: RunContext, p: CasParams) -> list[Measurement]:
         G, cfg = ctx.net("generator")
-        K = ctx.classes()
+        K = G.num_classes
         baseline = _unconditional(ctx, p, cfg)  # checked before any work
         train = ctx.split("train", cfg.image_size, cfg.nc)
         test = ctx.split("test", cfg.image_size, cfg.nc)

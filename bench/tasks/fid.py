@@ -2,7 +2,8 @@
 
 Protocol (the numbers papers report since Heusel et al. 2017):
 1. Fake images (``--fake``): ``samples`` (50,000 by convention) from the generator (``--ckpt`` or
-   ``ckpt:PATH``), z drawn from the run's seed, uint8 RGB (grey expanded); or every image of a folder
+   ``ckpt:PATH``), z drawn from the run's seed, class-balanced for a conditional generator, uint8 RGB
+   (grey expanded); or every image of a folder
    (``folder:PATH``), or a split of the data set (``dataset:NAME:SPLIT``: real against real).
 2. Real images (``--real``, default ``dataset:<--dataset>:train``): a split or a folder, at the same
    size, 3 channels.
@@ -31,8 +32,9 @@ from tqdm.auto import tqdm
 from bench.results import Measurement
 from bench.tasks.base import TASKS, Reference, RunContext, Task, Workload
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
-from dcgan.data import load_dataset
+from dcgan.data import get_spec, load_dataset
 from dcgan.errors import ConfigError
+from dcgan.models import check_classes
 from dcgan.params import Params, param
 
 METRICS = ("fid", "kid", "isc", "prc")  # what a run can ask for: torch-fidelity's own flags
@@ -234,7 +236,8 @@ def _generators(ctx: RunContext, p: FidParams) -> tuple[int, list[_Fake]]:
     several = ctx.ckpt.is_dir()
     fakes, sizes = [], set()
     for epoch, path in spaced(generator_checkpoints(ctx.ckpt), p.checkpoints) if several else [(None, ctx.ckpt)]:
-        _, cfg, blob = load_net(path, "generator")
+        G, cfg, blob = load_net(path, "generator")
+        check_classes(G.num_classes, ctx.dataset, get_spec(ctx.dataset).num_classes, f"generator {path}")
         sizes.add(cfg.image_size)
         extra = {"epoch": epoch, "step": blob.get("meta", {}).get("step")} if several else {}
         fakes.append(_Fake(functools.partial(_samples, ctx, p, path), p.samples, path if several else None, extra))

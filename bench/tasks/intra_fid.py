@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.results import Measurement
-from bench.tasks.base import TASKS, RunContext, Task, Workload
+from bench.tasks.base import TASKS, ConditionalTask, RunContext, Workload
 from bench.tasks.fid import InceptionParams, checked_extractor, convention
 from dcgan.checkpoint import fingerprint
 from dcgan.errors import DataError
@@ -43,11 +43,9 @@ class IntraFidParams(InceptionParams):
 
 
 @TASKS.register("intra-fid")
-class IntraFid(Task):
+class IntraFid(ConditionalTask):
     summary = "FID of each class's samples against that class's real images, and of the class-balanced whole sample"
     Params = IntraFidParams
-    needs = "generator"
-    conditional = True
     default_dataset = "cifar10"
     default_split = "train"  # the real images: fid's default real side, so its cached features serve both
     smoke = {"per_class": 4}
@@ -65,7 +63,7 @@ class IntraFid(Task):
         from bench import fidelity  # imports torch-fidelity: only runs of this task pay for it
 
         G, cfg = ctx.net("generator")
-        K = ctx.classes()
+        K = G.num_classes
         extractor = checked_extractor(ctx, p)
         real = fidelity.ImagesOnly(ctx.split(ctx.split_name, cfg.image_size, 3))
         real_y = real.data.labels
