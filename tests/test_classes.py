@@ -69,7 +69,8 @@ def test_cas_puts_a_label_blind_generator_at_chance_and_a_faithful_one_at_the_ce
     unconditional = [r for r in faithful if r["model"] == "unconditional-g"]
     details = json.loads(unconditional[0]["details"])
     assert unconditional[0]["ckpt"] == str(generators["unconditional"])  # its rows name the generator measured
-    assert sum(details["class_counts"]) <= K * RECIPE["per_class"] and max(details["class_counts"]) == RECIPE["per_class"]
+    kept = details["class_counts"]
+    assert sum(kept) <= K * RECIPE["per_class"] and max(kept) == RECIPE["per_class"]
     assert _values(unconditional)["accuracy"] > 0.5
 
     # per-class accuracies, recomputed from the overall one: the test split's class sizes weight them

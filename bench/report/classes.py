@@ -15,9 +15,11 @@ from bench.evaluate import Step
 from bench.report.doc import Figure, Heading, Note, Paragraph, Table, mean_cell, source_text
 from bench.report.sections import _heading
 
-CAS_MODELS = (("generator", "this generator's samples, at the labels they were drawn at"),
-              ("real", "real training images: the ceiling"),
-              ("unconditional-g", "an unconditional generator's samples, labelled by the real-trained classifier"))
+CAS_MODELS = (  # the rows' model, what the classifier was trained on, the per-class table's column
+    ("generator", "this generator's samples, at the labels they were drawn at", "this generator"),
+    ("real", "real training images: the ceiling", "real (ceiling)"),
+    ("unconditional-g", "an unconditional generator's samples, labelled by the real-trained classifier",
+     "unconditional G"))
 SHARES = (("class_share", "the class label (rows)"), ("z_share", "z, the same way in every class (columns)"),
           ("interaction_share", "z, differently per class"))
 _CLASS_METRIC = re.compile(r"(?:accuracy|fid)_class_(\d+)")
@@ -57,14 +59,14 @@ def _cas(card, step: Step, rows: list[dict]) -> list:
                         f"of each kind, scored on the {details['n_test']} real test images; mean ± std over {draws} "
                         "draw(s). A generator whose label says nothing scores chance, "
                         f"{100 / _num_classes(rows):.0f}%.")]
-    models = [(key, name) for key, name in CAS_MODELS if any(r["model"] == key for r in rows)]
-    overall = {key: mean_cell(rows, csv, run, "accuracy", model=key) for key, _ in models}
+    models = [m for m in CAS_MODELS if any(r["model"] == m[0] for r in rows)]
+    overall = {key: mean_cell(rows, csv, run, "accuracy", model=key) for key, _, _ in models}
     ceiling = overall["real"].value
-    table = [[name, overall[key], f"{100 * overall[key].value / ceiling:.0f}%", source_text(csv, run)]
-             for key, name in models]
+    table = [[name, overall[key], f"{100 * overall[key].value / ceiling:.0f}%" if ceiling else "-",
+              source_text(csv, run)] for key, name, _ in models]
     blocks.append(Table(["classifier trained on", "test accuracy", "of the ceiling", "rows"], table))
-    per_class = _per_class(rows, csv, run, "accuracy", [key for key, _ in models])
-    blocks.append(Table(["class", *(key for key, _ in models)], per_class,
+    per_class = _per_class(rows, csv, run, "accuracy", [key for key, _, _ in models])
+    blocks.append(Table(["class", *(short for _, _, short in models)], per_class,
                         "Test accuracy on each class's real images: a class far below its ceiling is one the "
                         "generator does not draw recognisably."))
     return blocks

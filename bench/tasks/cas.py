@@ -54,7 +54,8 @@ class CasParams(Params):
 
     def recipe(self) -> str:
         """The ``features`` column: the classifier and its recipe (rows of other recipes never average together)."""
-        return f"small-cnn w{self.width}, adam lr {self.lr:g}, {self.epochs} epochs of {self.batch_size}"
+        return (f"small-cnn w{self.width}, adam lr {self.lr:g} cosine, {self.epochs} epochs, "
+                f"batches of {self.batch_size}")
 
 
 @TASKS.register("cas")
