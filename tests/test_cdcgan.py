@@ -261,3 +261,120 @@ def test_a_family_refuses_data_it_cannot_train_on():
     with pytest.raises(ConfigError, match="is conditioned on 3 classes, data set 'digits' has 10"):
         ConditionalDCGAN.check_data(_cfg(num_classes=3), digits)
     ConditionalDCGAN.check_data(dataclasses.replace(_cfg(), num_classes=10), digits)
+
+
+# ---- the command line -----------------------------------------------------------------------------
+
+TRAIN = ["train", "--model", "cdcgan", "--dataset", "synthetic", "--subset", "64", "--image-size", "32", "--ngf", "8",
+         "--ndf", "8", "--batch-size", "32", "--device", "cpu", "--epochs", "1"]
+
+
+def _bench(*args):
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def cgan_run(tmp_path_factory):
+    """A 1-epoch c-GAN (cbn G, acgan D) trained by `bench train` on the synthetic shapes."""
+    out = tmp_path_factory.mktemp("cgan") / "run"
+    r = _bench(*TRAIN, "--g-cond", "cbn", "--d-cond", "acgan", "--out", out)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def _tiles(path, side=32, pad=2) -> tuple[int, int]:
+    """(rows, columns) of a grid of side-pixel tiles with pad pixels around and between them."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        w, h = image.size
+    return (h - pad) // (side + pad), (w - pad) // (side + pad)
+
+
+def test_train_records_the_family_and_draws_a_row_per_class(cgan_run):
+    config = read_checkpoint(cgan_run / "g.pt")["config"]
+    assert (config["family"], config["g_cond"], config["d_cond"], config["num_classes"]) == ("cdcgan", "cbn", "acgan", 10)
+    assert _tiles(cgan_run / "samples" / "epoch001.png") == (10, 7)  # 64 samples: 7 columns of 10 classes
+    G, _, _ = load_net(cgan_run / "g.pt", "generator")
+    assert isinstance(G, ConditionalGenerator)
+
+
+def test_sample_a_class_or_a_grid_of_every_class(cgan_run, tmp_path):
+    r = _bench("sample", "--ckpt", cgan_run / "g.pt", "--class", 3, "--samples", 8, "--out", tmp_path / "c3.png",
+               "--no-numbers")
+    assert r.exit_code == 0 and "8 samples of class 3" in r.output, r.output
+    assert torch.load(tmp_path / "c3.png.labels.pt").tolist() == [3] * 8
+    r = _bench("sample", "--ckpt", cgan_run / "g.pt", "--samples", 20, "--out", tmp_path / "grid.png", "--no-numbers")
+    assert r.exit_code == 0 and "10 classes x 2 samples" in r.output, r.output
+    assert _tiles(tmp_path / "grid.png") == (10, 2)
+    z, labels = torch.load(tmp_path / "grid.png.z.pt"), torch.load(tmp_path / "grid.png.labels.pt")
+    assert labels.tolist() == [c for c in range(10) for _ in range(2)] and torch.equal(z[0], z[2])  # a column: one z
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["sample", "--ckpt", "{plain_g}", "--class", "3"], "is unconditional, it draws no classes"),
+    (["sample", "--ckpt", "{cgan_g}", "--class", "10"], "label 10: the generator draws classes 0 to 9"),
+    (["run", "vector-arithmetic", "--ckpt", "{cgan_g}", "--set", "z=x"], "a conditional generator's samples depend on"),
+    (["run", "latent-walk", "--ckpt", "{cgan5_g}", "--dataset", "synthetic"],
+     "checkpoint {cgan5_g} is conditioned on 5 classes, data set 'synthetic' has 10"),
+    (["run", "svm", "--ckpt", "{cgan5_d}", "--dataset", "digits"], "is conditioned on 5 classes, data set 'digits' has 10"),
+    (["run", "fid", "--ckpt", "{cgan5_g}", "--dataset", "synthetic"], "conditioned on 5 classes, data set 'synthetic' has 10"),
+    (["run", "svm", "--ckpt", "{concat_d}", "--dataset", "synthetic"],
+     "takes the class label at every layer (conditioning concat), so its features are no representation"),
+    (["run", "guided-backprop", "--ckpt", "{concat_d}", "--dataset", "synthetic"], "takes the class label at every"),
+    (["evaluate", "--g", "{cgan_g}", "--d", "{plain_d}", "--dataset", "synthetic"], "are not one model"),
+    ([*TRAIN, "--d-cond", "projectoin", "--out", "{tmp}/x"], "parameter d_cond='projectoin': expected one of concat"),
+    ([*TRAIN, "--dataset", "folder", "--data-root", "{tmp}", "--out", "{tmp}/x"],
+     "data set 'folder' has no labels: model family 'cdcgan' needs a labelled data set"),
+    (["train", "--g-cond", "cbn", "--dataset", "synthetic", "--out", "{tmp}/x"], "model family 'dcgan' has no setting g_cond"),
+    (["train", "--model", "cgan", "--dataset", "synthetic", "--out", "{tmp}/x"], "unknown model family 'cgan'"),
+])
+def test_a_model_of_the_wrong_family_or_classes_is_one_line_exit_2(tmp_path, args, expected):
+    from fixtures_tasks import tiny_checkpoints
+
+    models = {"plain": DCGANConfig(image_size=32, nc=3, ngf=8, ndf=8), "cgan": _cfg(nc=3),
+              "cgan5": _cfg(nc=3, num_classes=5), "concat": _cfg(nc=3, d_cond="concat")}
+    paths = {"tmp": tmp_path}
+    for name, config in models.items():
+        paths[f"{name}_g"], paths[f"{name}_d"] = tiny_checkpoints(tmp_path / name, config=config)
+    r = _bench(*[a.format(**paths) for a in args])
+    assert r.exit_code == 2, r.output
+    assert expected.format(**paths) in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "x" / "checkpoint.pt").exists() and not (tmp_path / "results").exists()
+
+
+def test_evaluate_runs_what_applies_to_a_conditional_gan_and_notes_the_rest(tmp_path):
+    """A c-GAN whose D takes the label at every layer: the generator's tasks run (latent walks at a fixed
+    class), the probe and the D-feature studies are skipped with their reason on the card."""
+    from fixtures_fid import write_tiny_weights
+
+    run = tmp_path / "run"
+    assert _bench(*TRAIN, "--d-cond", "concat", "--out", run).exit_code == 0
+    suite = tmp_path / "suite.toml"
+    suite.write_text(f"""
+description = "tests"
+[[task]]
+name = "svm"
+params = {{ labels_per_class = 5, val_size = 60, selection_draws = 2, c_grid = [1e-3, 1e-2] }}
+[[task]]
+name = "fid"
+params = {{ samples = 40, metrics = ["fid"], extractor = "tiny", inception_weights = "{write_tiny_weights(tmp_path / 'w.pt')}" }}
+[[task]]
+name = "latent-walk"
+params = {{ walks = 2, points = 3, steps = 2 }}
+[[task]]
+name = "guided-backprop"
+params = {{ images = 40, features = 2, top = 2 }}
+""")
+    r = _bench("evaluate", run, "--suite", suite, "--results", tmp_path / "results", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    lines = {line.split("] ")[1].split(":")[0]: line for line in r.output.splitlines() if line.startswith("[")}
+    assert "skipped" in lines["svm"] and "conditioning concat" in lines["svm"]
+    assert "skipped" in lines["guided-backprop"]
+    assert "rows ->" in lines["fid"] and "rows ->" in lines["latent-walk"], r.output
+    card = (tmp_path / "results" / "report" / "run" / "report.md").read_text()
+    assert "conditioning concat" in card
