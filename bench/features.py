@@ -85,7 +85,7 @@ def require_image_features(D: Discriminator) -> None:
     the true label they would hand a probe the answer, fed any other they describe another input."""
     if D.features_take_labels:
         raise NotApplicable("this discriminator takes the class label at every layer (conditioning concat), so its "
-                            "features are no representation of an image alone; a projection or acgan D's are")
+                            "features are no representation of an image alone (a projection or acgan D's are)")
 
 
 def _pool(x: torch.Tensor, pool: str, grid: int) -> torch.Tensor:
