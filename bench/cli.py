@@ -75,7 +75,7 @@ def _model_options(f):
                    "classes is the model's).")
 @click.option("--g-cond", default=None, metavar="HOW",
               help="cdcgan: how G takes the label: concat (one-hot label concatenated to z and every layer's input, "
-                   "the DCGAN authors' MNIST model) or cbn (class-conditional batch norm; the default).")
+                   "the DCGAN authors' MNIST model; the default) or cbn (class-conditional batch norm).")
 @click.option("--d-cond", default=None, metavar="HOW",
               help="cdcgan: how D takes the label: concat (label maps concatenated to the image and every hidden "
                    "layer), projection (inner product of a class embedding with D's last features, Miyato & Koyama "
@@ -111,7 +111,7 @@ def train(family, g_cond, d_cond, dataset, data_root, download, subset, image_si
 
     \b
     A conditional DCGAN on Fashion-MNIST, one sample row per class in each epoch's grid:
-      bench train --model cdcgan --g-cond cbn --d-cond projection --dataset fashion-mnist \\
+      bench train --model cdcgan --g-cond concat --d-cond projection --dataset fashion-mnist \\
           --data-root ~/data/fashion-mnist --image-size 32 --epochs 5 --out runs/fmnist-cgan
 
     Run under `torchrun --nproc_per_node N bench train ...` for data-parallel training (the batch

@@ -57,7 +57,7 @@ def _record_reads(monkeypatch) -> tuple[set, set]:
     return declared, loaded
 
 
-# a tiny model of each family: the conditional one with its default conditioning (cbn G, projection D)
+# a tiny model of each family: the conditional one with its default conditioning (concat G, projection D)
 MODELS = {"dcgan": DCGANConfig(image_size=32, nc=3, ngf=8, ndf=8),
           "cdcgan": CDCGANConfig(image_size=32, nc=3, ngf=8, ndf=8)}
 

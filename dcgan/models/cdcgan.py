@@ -23,9 +23,13 @@ D (``d_cond``):
   4x4 convolution from the last feature map to the class logits, is trained with the cross-entropy
   of the real and the generated images' classes; G adds the same cross-entropy on its fakes.
 
-Defaults: ``cbn`` with ``projection``, the pairing of Miyato & Koyama 2018, whose projection D beat
-the concat and AC-GAN discriminators on ImageNet in their comparison. The checkpoints of the family
-hold a ``CDCGANConfig``: the DCGAN sizes, ``num_classes``, ``g_cond`` and ``d_cond``.
+Defaults: ``concat`` G and ``projection`` D. Projection, because Miyato & Koyama's projection D beat
+the concat and AC-GAN discriminators on ImageNet, and its features are of the image alone (the
+linear probe applies); concat G, because under the paper's recipe it drew class-dependent samples
+within 300 steps on Fashion-MNIST where a cbn G's per-class gains and biases, which start equal for
+every class, had barely moved (docs/experiments/cgan-smoke.md). Which pairing is best at equal
+training time is still to measure. The checkpoints of the family hold a ``CDCGANConfig``: the DCGAN
+sizes, ``num_classes``, ``g_cond`` and ``d_cond``.
 """
 from __future__ import annotations
 
@@ -54,8 +58,8 @@ class CDCGANConfig(DCGANConfig):
 
     num_classes: int = param(10, "classes the label takes: the training data set's (at most a net's widest layer)",
                              low=2, high=MAX_WIDTH)
-    g_cond: Literal[G_CONDS] = param("cbn", "how G takes the label: concat (one-hot, to z and every layer) or cbn "
-                                            "(class-conditional batch norm)")
+    g_cond: Literal[G_CONDS] = param("concat", "how G takes the label: concat (one-hot, to z and every layer) or "
+                                               "cbn (class-conditional batch norm)")
     d_cond: Literal[D_CONDS] = param("projection", "how D takes the label: concat (label maps at every layer), "
                                                    "projection (Miyato & Koyama 2018) or acgan (a class head)")
 
