@@ -69,6 +69,18 @@ def _model_options(f):
 
 
 @main.command()
+@click.option("--model", "family", default="dcgan", show_default=True, metavar="FAMILY",
+              help="The model family (see `bench list`): dcgan, the paper's unconditional DCGAN; cdcgan, a "
+                   "conditional DCGAN whose G and D are given the class label (a labelled data set; its number of "
+                   "classes is the model's).")
+@click.option("--g-cond", default=None, metavar="HOW",
+              help="cdcgan: how G takes the label: concat (one-hot label concatenated to z and every layer's input, "
+                   "the DCGAN authors' MNIST model; the default) or cbn (class-conditional batch norm).")
+@click.option("--d-cond", default=None, metavar="HOW",
+              help="cdcgan: how D takes the label: concat (label maps concatenated to the image and every hidden "
+                   "layer), projection (inner product of a class embedding with D's last features, Miyato & Koyama "
+                   "2018; the default) or acgan (an auxiliary classifier head with its cross-entropy, Odena et al. "
+                   "2017).")
 @click.option("--dataset", default="digits", show_default=True, help="A registered data set (see `bench list`).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Folder holding the data set's files (default: the cache folder).")
@@ -91,21 +103,30 @@ def _model_options(f):
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Stop (checkpointed) after N steps.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-def train(dataset, data_root, download, subset, image_size, channels, arch, nz, ngf, ndf, z_dist, epochs,
-          batch_size, lr, beta1, seed, device, precision, channels_last, checkpoint_every, workers, max_steps,
-          out, resume):
-    """Train a DCGAN with the paper's recipe; writes checkpoints, sample grids and a loss log to --out.
+def train(family, g_cond, d_cond, dataset, data_root, download, subset, image_size, channels, arch, nz, ngf, ndf,
+          z_dist, epochs, batch_size, lr, beta1, seed, device, precision, channels_last, checkpoint_every, workers,
+          max_steps, out, resume):
+    """Train a DCGAN (or a conditional one, --model cdcgan) with the paper's recipe; writes checkpoints,
+    sample grids and a loss log to --out.
+
+    \b
+    A conditional DCGAN on Fashion-MNIST, one sample row per class in each epoch's grid:
+      bench train --model cdcgan --g-cond concat --d-cond projection --dataset fashion-mnist \\
+          --data-root ~/data/fashion-mnist --image-size 32 --epochs 5 --out runs/fmnist-cgan
 
     Run under `torchrun --nproc_per_node N bench train ...` for data-parallel training (the batch
     size is the total over all processes).
     """
-    from dcgan.config import DCGANConfig
     from dcgan.data import get_spec
+    from dcgan.models import FAMILIES
     from dcgan.train import TrainConfig
     from dcgan.train import train as run_training
 
-    nc = int(channels) if channels else get_spec(dataset).channels
-    model = DCGANConfig(image_size=int(image_size), nc=nc, nz=nz, ngf=ngf, ndf=ndf, arch=arch, z_dist=z_dist)
+    spec = get_spec(dataset)
+    nc = int(channels) if channels else spec.channels
+    conditioning = {k: v for k, v in (("g_cond", g_cond), ("d_cond", d_cond)) if v is not None}
+    model = FAMILIES.get(family).configure(spec, image_size=int(image_size), nc=nc, nz=nz, ngf=ngf, ndf=ndf,
+                                           arch=arch, z_dist=z_dist, **conditioning)
     cfg = TrainConfig(model=model, dataset=dataset, data_root=data_root, subset=subset, epochs=epochs,
                       batch_size=batch_size, lr=lr, beta1=beta1, seed=seed, precision=precision,
                       channels_last=channels_last, checkpoint_every=checkpoint_every, workers=workers)
@@ -116,14 +137,17 @@ def train(dataset, data_root, download, subset, image_size, channels, arch, nz, 
 
 @main.command()
 @click.option("--ckpt", type=click.Path(dir_okay=False), required=True, help="A generator (g.pt) or training checkpoint.")
-@click.option("--samples", "n", type=click.IntRange(1), default=64, show_default=True, help="How many samples.")
+@click.option("--samples", "n", type=click.IntRange(1), default=64, show_default=True,
+              help="How many samples (a conditional G without --class: at least this many, a row per class).")
+@click.option("--class", "label", type=click.IntRange(0), default=None,
+              help="A conditional G: draw every sample at this class (0 to classes - 1).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
-              help="PNG grid; the z vectors go beside it as <out>.z.pt.")
+              help="PNG grid; the z vectors go beside it as <out>.z.pt (a conditional G's classes as <out>.labels.pt).")
 @click.option("--numbers/--no-numbers", default=True, show_default=True,
               help="Draw each tile's index (its row in <out>.z.pt) on it, to pick samples for vector-arithmetic.")
-def sample(ckpt, n, seed, device, out, numbers):
+def sample(ckpt, n, label, seed, device, out, numbers):
     """Draw samples from a generator into a PNG grid (and save their z).
 
     \b
@@ -131,26 +155,53 @@ def sample(ckpt, n, seed, device, out, numbers):
       bench sample --ckpt g.pt --samples 64 --out grid.png
       bench run vector-arithmetic --ckpt g.pt --set z=grid.png.z.pt \\
           --set concept_a=3,9,17 --set concept_b=5,11,40 --set concept_c=2,8,30
+
+    \b
+    A conditional generator (bench train --model cdcgan) draws one row per class, each column one z
+    at every class; --class K draws every sample at class K:
+      bench sample --ckpt runs/fmnist-cgan/g.pt --out classes.png
+      bench sample --ckpt runs/fmnist-cgan/g.pt --class 7 --out sneakers.png
     """
+    import math
+
     import torch
 
     from bench.pictures import numbered_sheet
     from dcgan.checkpoint import load_net
     from dcgan.device import resolve_device
+    from dcgan.errors import NotApplicable
     from dcgan.fsutil import atomic_path, writable_folder
-    from dcgan.generate import generate
+    from dcgan.generate import class_rows, generate
     from dcgan.nets import sample_z
     from dcgan.train import save_grid
 
     writable_folder(Path(out).parent, "output folder")
     dev = resolve_device(device)
     G, cfg, _ = load_net(ckpt, "generator")
-    z = sample_z(n, cfg, torch.Generator().manual_seed(seed))
-    x = generate(G.to(dev), z, batch_size=SAMPLE_BATCH, device=dev)
-    (numbered_sheet if numbers else save_grid)(x, out)
+    classes, columns = G.num_classes, None
+    if label is not None and not classes:
+        raise NotApplicable(f"--class {label}: generator {ckpt} is unconditional, it draws no classes")
+    generator = torch.Generator().manual_seed(seed)
+    if classes and label is None:  # a grid of one row per class, column j the same z throughout
+        columns = math.ceil(n / classes)
+        z, labels = class_rows(sample_z(columns, cfg, generator), classes)
+    else:
+        z = sample_z(n, cfg, generator)
+        labels = torch.full((n,), label) if classes else None
+    x = generate(G.to(dev), z, batch_size=SAMPLE_BATCH, device=dev, labels=labels)
+    if numbers:
+        numbered_sheet(x, out, columns=columns)
+    else:
+        save_grid(x, out, nrow=columns)
     with atomic_path(f"{out}.z.pt") as tmp:
         torch.save(z, tmp)
-    click.echo(f"wrote {out} ({n} samples) and {out}.z.pt")
+    what = f"{len(x)} samples"
+    if classes:
+        with atomic_path(f"{out}.labels.pt") as tmp:
+            torch.save(labels, tmp)
+        what = (f"{classes} classes x {columns} samples, a row per class" if label is None
+                else f"{len(x)} samples of class {label}") + f"; classes in {out}.labels.pt"
+    click.echo(f"wrote {out} ({what}) and {out}.z.pt")
 
 
 def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -333,10 +384,11 @@ def report(results_dir, tasks, out, html):
 @main.command("list")
 @click.argument("task", required=False)
 def list_cmd(task):
-    """List the benchmark tasks and data sets; with TASK, each of its parameters and recipes."""
+    """List the benchmark tasks, data sets and model families; with TASK, each of its parameters and recipes."""
     from bench.params import table
     from bench.run import TASKS
     from dcgan.data import DATASETS
+    from dcgan.models import FAMILIES
 
     if task:
         t = TASKS.get(task)
@@ -359,6 +411,9 @@ def list_cmd(task):
     click.echo("data sets:")
     for name, spec in DATASETS.items():
         click.echo(f"  {name:22s} {'/'.join(spec.splits):18s} {spec.description}")
+    click.echo("model families (bench train --model):")
+    for name, family in FAMILIES.items():
+        click.echo(f"  {name:22s} {family.summary}")
 
 
 @main.command()

@@ -2,7 +2,8 @@
 
 1. ``plan_steps``: each suite entry becomes a run of a registered task (a probe once per D layer
    with ``per_layer``), or a note saying why it cannot run on what was given (a task needing a G
-   when there is none, a data set that is not there). Each run is planned by ``bench.run.plan``, so
+   when there is none, a data set that is not there, a task that does not apply to the model's
+   family, e.g. a probe of a D that takes the label at every layer). Each run is planned by ``bench.run.plan``, so
    its ``run_id`` is known before any work and a run whose rows are in ``results/<task>.csv``
    already is not done again: a second evaluate of the same model takes seconds, and one that was
    interrupted (Ctrl-C) goes on with the tasks not done.
@@ -16,7 +17,6 @@
 """
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,8 @@ from bench.tasks.base import TASKS, Workload
 from bench.weights import WeightsError
 from dcgan.checkpoint import load_net
 from dcgan.data import get_spec, load_dataset
-from dcgan.errors import DCGANError, one_line
+from dcgan.errors import DCGANError, NotApplicable, one_line
+from dcgan.generate import default_labels
 
 INCEPTION_MACS = 5.7e9  # multiply-adds of one Inception-v3 forward at 299 x 299 (Szegedy et al. 2016)
 # without its weights to time it, the estimate prices an Inception image at three times its arithmetic: its
@@ -110,7 +111,7 @@ def plan_steps(subject: Subject, suite: Suite, results_dir: str | Path, **run_op
                                     recipe=entry.recipe, results_dir=results_dir, **run_options)
                 step.status = "done" if has_rows(step.planned) else "todo"
             except DCGANError as e:
-                step.status, step.note = "failed", one_line(e)
+                step.status, step.note = "skipped" if isinstance(e, NotApplicable) else "failed", one_line(e)
             steps.append(step)
     return steps
 
@@ -154,13 +155,14 @@ class Speed:
                 "GFLOP/s in a matrix product; the SVM fits priced by their arithmetic, so a rough guide")
 
 
-def _per_image(net, x, repeats: int) -> float:
-    """Seconds per image of ``net`` on the batch ``x``: ``repeats`` timed passes after one untimed."""
+def _per_image(net, x, repeats: int, **inputs) -> float:
+    """Seconds per image of ``net`` on the batch ``x`` (and keyword ``inputs``, a conditional net's labels):
+    ``repeats`` timed passes after one untimed."""
     with torch.no_grad():
-        net(x)
+        net(x, **inputs)
         t0 = time.perf_counter()
         for _ in range(repeats):
-            net(x)
+            net(x, **inputs)
     return (time.perf_counter() - t0) / (repeats * len(x))
 
 
@@ -186,7 +188,9 @@ def measure_speed(subject: Subject, device: torch.device, *, precision: str = "f
                   batch: int = 64, repeats: int = 3) -> Speed:
     """A few timed passes (after one untimed) of the model's nets, of a 1024 x 1024 float32 product and,
     when ``inception``, of the FID's Inception."""
-    per_image = functools.partial(_per_image, repeats=repeats)
+    def per_image(net, x) -> float:
+        labels = default_labels(net, len(x))
+        return _per_image(net, x, repeats, labels=labels.to(device) if labels is not None else None)
 
     cfg = subject.model
     images = torch.zeros(batch, cfg.nc, cfg.image_size, cfg.image_size, device=device)
@@ -203,14 +207,17 @@ def measure_speed(subject: Subject, device: torch.device, *, precision: str = "f
 
 
 def sizes(subject: Subject, subset: int | None) -> dict[str, int]:
-    """What a task's workload depends on: images per split, classes, feature and pixel dimensions, epochs."""
+    """What a task's workload depends on: images per split, classes, image size, channels, feature and pixel
+    dimensions, epochs."""
     out = {"checkpoints": max(1, len(subject.epochs))}
     cfg = subject.model
     out["pixels"] = cfg.nc * cfg.image_size**2
-    if subject.d:
+    out["channels"], out["image_size"] = cfg.nc, cfg.image_size
+    D = load_net(subject.d, "discriminator")[0] if subject.d else None
+    if D is not None and not D.features_take_labels:  # a D without image features has no feature tasks to price
         from bench.features import LayerSpec
 
-        out["dims"] = LayerSpec().dims(load_net(subject.d, "discriminator")[0])
+        out["dims"] = LayerSpec().dims(D)
     if subject.dataset:
         spec = get_spec(subject.dataset)
         out["classes"] = spec.num_classes or 0

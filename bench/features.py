@@ -8,6 +8,10 @@ CSV column shows: ``all/max4``, ``conv2+conv3/avg2``, ``all/max4/bn-train``.
 ``bn-train`` re-estimates every batch-norm layer's statistics over the training split before
 extraction (a cumulative average over one pass, no gradient), as the authors' code did; the default
 ``running`` uses the statistics stored in the checkpoint.
+
+A conditional discriminator whose projection or class head sits on top of label-free features
+serves as well as a DCGAN's; one that takes the label at every layer (``features_take_labels``) has
+no features of an image alone, and every use of its features is refused (``LayerSpec.resolve``).
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from tqdm.auto import tqdm
 
 from bench.cache import cap_from_env, prune
 from dcgan.device import autocast
-from dcgan.errors import ConfigError
+from dcgan.errors import ConfigError, NotApplicable
 from dcgan.fsutil import atomic_path, atomic_write_bytes, cache_dir, mark_used
 from dcgan.nets import Discriminator
 
@@ -63,7 +67,9 @@ class LayerSpec:
         return s + ("/bn-train" if self.bn == "train" else "")
 
     def resolve(self, D: Discriminator) -> tuple[str, ...]:
-        """The concrete layer names for ``D``; unknown names are a one-line error."""
+        """The concrete layer names for ``D``; unknown names, or a D without features of an image alone,
+        are a one-line error."""
+        require_image_features(D)
         unknown = [n for n in self.layers if n not in D.layer_names]
         if unknown:
             raise ConfigError(f"unknown layer(s) {', '.join(unknown)} in spec '{self}'; "
@@ -72,6 +78,14 @@ class LayerSpec:
 
     def dims(self, D: Discriminator) -> int:
         return sum(D.feature_channels[n] for n in self.resolve(D)) * self.grid ** 2
+
+
+def require_image_features(D: Discriminator) -> None:
+    """Refuse a discriminator whose feature maps depend on a class label as well as on the image: fed
+    the true label they would hand a probe the answer, fed any other they describe another input."""
+    if D.features_take_labels:
+        raise NotApplicable("this discriminator takes the class label at every layer (conditioning concat), so its "
+                            "features are no representation of an image alone (a projection or acgan D's are)")
 
 
 def _pool(x: torch.Tensor, pool: str, grid: int) -> torch.Tensor:
@@ -98,7 +112,8 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def reestimate_batchnorm(D: Discriminator, dataset, device: torch.device, batch_size: int = 256,
                          precision: str = "fp32") -> None:
-    """Replace D's batch-norm running statistics by their average over ``dataset`` (one pass)."""
+    """Replace D's batch-norm running statistics by their average over ``dataset`` (one pass through D's
+    feature layers, which hold every batch norm of D)."""
     bns = [m for m in D.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     saved = [m.momentum for m in bns]
     for m in bns:
@@ -108,7 +123,7 @@ def reestimate_batchnorm(D: Discriminator, dataset, device: torch.device, batch_
     for x, _ in tqdm(_batches(dataset, batch_size), total=-(-len(dataset) // batch_size),
                      desc="re-estimating batch norm", unit="batch", disable=None, leave=False):
         with autocast(device, precision):
-            D(_to_input(x, device))
+            D.forward_intermediates(_to_input(x, device))
     for m, mom in zip(bns, saved):
         m.momentum = mom
     D.eval()

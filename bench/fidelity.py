@@ -33,7 +33,7 @@ from dcgan.config import DCGANConfig
 from dcgan.data import ImageDataset
 from dcgan.device import autocast
 from dcgan.fsutil import cache_dir, mark_used
-from dcgan.generate import generate
+from dcgan.generate import default_labels, generate
 from dcgan.nets import sample_z
 
 CACHE_VERSION = 1  # bump when the real side's features would change under the same cache-key fields
@@ -166,13 +166,14 @@ class GeneratorSamples(torch.utils.data.Dataset):
 
     z for all ``n`` images is drawn up front from ``seed``, so the images do not depend on the batch
     size; they are made one batch at a time (``dcgan.generate``) as the loader walks the indices in
-    order, so 50,000 samples never sit in memory at once.
+    order, so 50,000 samples never sit in memory at once. A conditional G draws them class-balanced.
     """
 
     def __init__(self, G: torch.nn.Module, cfg: DCGANConfig, n: int, seed: int, device: torch.device,
                  batch_size: int = 256, precision: str = "fp32"):
         self.G, self.device, self.batch_size, self.precision = G, device, batch_size, precision
         self.z = sample_z(n, cfg, torch.Generator().manual_seed(seed))
+        self.labels = default_labels(G, n)
         self._batch: tuple[int, torch.Tensor | None] = (-1, None)
 
     def __len__(self) -> int:
@@ -185,8 +186,9 @@ class GeneratorSamples(torch.utils.data.Dataset):
         return self._batch[1][i - b * self.batch_size]
 
     def _make(self, b: int) -> torch.Tensor:
-        x = to_uint8(generate(self.G, self.z[b * self.batch_size: (b + 1) * self.batch_size],
-                              batch_size=self.batch_size, device=self.device, precision=self.precision))
+        part = slice(b * self.batch_size, (b + 1) * self.batch_size)
+        x = to_uint8(generate(self.G, self.z[part], batch_size=self.batch_size, device=self.device,
+                              precision=self.precision, labels=None if self.labels is None else self.labels[part]))
         return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
 
 
@@ -227,18 +229,63 @@ def calculate(fake: torch.utils.data.Dataset, real: ImagesOnly, real_name: str, 
     row names. ``options`` are torch-fidelity's own (kid_subsets, kid_subset_size, isc_splits, ...).
 
     One extractor serves every metric, so precision/recall use the Inception pool3 features too
-    (torch-fidelity's default for them alone would be VGG-16). ``save_cpu_ram``: no loader worker
-    processes (our images are in memory or made by G in this process) and precision/recall computed
-    in parts, which gives the same numbers.
+    (torch-fidelity's default for them alone would be VGG-16).
     """
     import torch_fidelity
 
-    cache_root = cache_dir() / "fidelity"
     values = torch_fidelity.calculate_metrics(
-        input1=fake, input2=real, input2_cache_name=real_name, cache=True, cache_root=str(cache_root),
-        feature_extractor=torch_fidelity_name(extractor, precision),
-        feature_extractor_weights_path=str(weights), cuda=device.type == "cuda",
-        batch_size=batch_size, rng_seed=seed, save_cpu_ram=True, verbose=sys.stderr.isatty(),
-        **{m: True for m in metrics}, **options)
-    mark_used(*cache_root.glob(f"{real_name}-*"))  # torch-fidelity read (or wrote) them: their last use
+        input1=fake, input2=real, input2_cache_name=real_name, **{m: True for m in metrics},
+        **_settings(extractor, weights, device, batch_size, precision, seed), **options)
+    _mark_used(real_name)
     return {ROW_NAMES[k]: float(v) for k, v in values.items() if k in ROW_NAMES}
+
+
+def fid_features(images: torch.utils.data.Dataset, name: str | None, *, extractor: str, weights: Path,
+                 device: torch.device, batch_size: int, precision: str) -> tuple[torch.Tensor, dict | None]:
+    """The features FID is computed on (Inception's pool3) of ``images``, N x d, and, for a cached set
+    (``name``: ``real_cache_name``), its FID statistics.
+
+    Through torch-fidelity's own cache under the name the ``fid`` task gives the same images, so a
+    split whose features one task extracted is read from disk by the other (``ImagesOnly.reads``
+    tells). ``name`` None: extracted and never cached (the generated side).
+    """
+    from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached
+    from torch_fidelity.utils import (create_feature_extractor, extract_featuresdict_from_input_id_cached,
+                                      resolve_feature_layer_for_metric)
+
+    settings = _settings(extractor, weights, device, batch_size, precision, seed=0)
+    layer = resolve_feature_layer_for_metric("fid", **settings)
+    net = create_feature_extractor(settings["feature_extractor"], [layer], **settings)
+    found = extract_featuresdict_from_input_id_cached(1, net, input1=images, input1_cache_name=name, **settings)
+    stats = None
+    if name is not None:
+        stats = fid_featuresdict_to_statistics_cached(found, name, net, layer, **settings)
+        _mark_used(name)
+    return found[layer], stats
+
+
+def frechet_distance(fake: torch.Tensor | dict, real: torch.Tensor | dict) -> float:
+    """FID between two sets of features (N x d tensors) or their statistics, by torch-fidelity's own
+    code: the numbers ``calculate`` gives for the same features."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    stats = [x if isinstance(x, dict) else fid_features_to_statistics(x) for x in (fake, real)]
+    return float(fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"])
+
+
+def _settings(extractor: str, weights: Path, device: torch.device, batch_size: int, precision: str,
+              seed: int) -> dict:
+    """torch-fidelity's keyword arguments for our extractor, cache and device.
+
+    ``save_cpu_ram``: no loader worker processes (our images are in memory or made by G in this
+    process) and precision/recall computed in parts, which gives the same numbers.
+    """
+    return dict(cache=True, cache_root=str(cache_dir() / "fidelity"),
+                feature_extractor=torch_fidelity_name(extractor, precision),
+                feature_extractor_weights_path=str(weights), cuda=device.type == "cuda", batch_size=batch_size,
+                rng_seed=seed, save_cpu_ram=True, verbose=sys.stderr.isatty())
+
+
+def _mark_used(name: str) -> None:
+    """torch-fidelity read (or wrote) the cache files of ``name``: their last use, for ``bench cache``."""
+    mark_used(*(cache_dir() / "fidelity").glob(f"{name}-*"))

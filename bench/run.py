@@ -121,6 +121,7 @@ def plan(task: str, *, ckpt: str | Path | None = None, dataset: str | None = Non
                      split_name=split or task_cls.default_split, real=real, fake=fake)
     if task_cls.needs:
         ctx.net(task_cls.needs)  # a wrong or broken checkpoint fails before any work
+    task_cls().check(ctx, params)  # and so does one the task does not apply to
     inputs = {"precision": precision, **({"split": ctx.split_name} if ctx.split_name else {}),
               **({"real": real} if real else {}), **({"fake": fake} if fake else {})}
     params_dict = {**dataclasses.asdict(params), **inputs}

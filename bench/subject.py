@@ -7,6 +7,7 @@ epoch), ``ckpt/epochNNN_{g,d}.pt``, ``log.csv``, ``samples/epochNNN.png``, and i
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -91,18 +92,23 @@ def from_checkpoints(g: str | Path | None, d: str | Path | None, dataset: str | 
     """A G and/or a D from anywhere (pytorch/examples' files included); their sizes must agree."""
     if g is None and d is None:
         raise ConfigError("bench evaluate needs a run folder, or --g and/or --d checkpoints")
-    configs = {kind: load_net(path, kind)[1] for kind, path in (("generator", g), ("discriminator", d)) if path}
+    nets = {kind: load_net(path, kind)[:2] for kind, path in (("generator", g), ("discriminator", d)) if path}
+    configs = {kind: cfg for kind, (_, cfg) in nets.items()}
     if len(configs) == 2:
         gc, dc = configs["generator"], configs["discriminator"]
         if (gc.image_size, gc.nc) != (dc.image_size, dc.nc):
             raise ConfigError(f"--g {g} draws {gc.nc}x{gc.image_size}x{gc.image_size} images, --d {d} takes "
                               f"{dc.nc}x{dc.image_size}x{dc.image_size}: give a matching pair")
+        if gc.family != dc.family or nets["generator"][0].num_classes != nets["discriminator"][0].num_classes:
+            raise ConfigError(f"--g {g} (family {gc.family}, {nets['generator'][0].num_classes} classes) and --d {d} "
+                              f"(family {dc.family}, {nets['discriminator'][0].num_classes} classes) are not one "
+                              "model: give a matching pair")
     first = Path(g or d)
     meta = read_checkpoint(first).get("meta") or {}  # our exports record the data set; others do not
     # a G's config knows nothing of D's width and vice versa: the model facts merge both
     model = configs.get("generator") or configs["discriminator"]
     if "discriminator" in configs and "generator" in configs:
-        model = DCGANConfig(**{**configs["generator"].to_dict(), "ndf": configs["discriminator"].ndf})
+        model = dataclasses.replace(configs["generator"], ndf=configs["discriminator"].ndf)
     return Subject(name or _name(first), Path(g) if g else None, Path(d) if d else None, model,
                    dataset or meta.get("dataset", ""), data_root)
 

@@ -2,7 +2,9 @@
 
 Every file is a dict ``{"format": "dcgan-bench", "version", "kind", "config", ...}`` written
 atomically, so a reader never needs the command that made it. ``kind`` is ``training`` (G, D, both
-optimisers, counters and RNG states), ``generator`` or ``discriminator``. The loaders also accept
+optimisers, counters and RNG states), ``generator`` or ``discriminator``. ``config`` names the model
+family (``dcgan.models``) with its settings, e.g. a conditional GAN's conditioning and number of
+classes; a config without a family, as files written before families existed hold, is a DCGAN's. The loaders also accept
 pytorch/examples' raw ``netG_epoch_N.pth`` / ``netD_epoch_N.pth`` state dicts, whose sizes are read
 off the weight shapes.
 
@@ -22,12 +24,12 @@ import torch
 from dcgan.config import DCGANConfig
 from dcgan.errors import CheckpointError, ConfigError, one_line
 from dcgan.fsutil import atomic_path
+from dcgan.models import build_net, config_from_dict
 from dcgan.nets import Discriminator, Generator
 
 FORMAT = "dcgan-bench"
 VERSION = 1
 KINDS = ("training", "generator", "discriminator")
-_NETS = {"generator": Generator, "discriminator": Discriminator}
 _STATE_KEY = {"generator": "G", "discriminator": "D"}
 _REQUIRED = {  # what each kind must hold besides the header, and of which type
     "generator": {"G": dict},
@@ -136,9 +138,10 @@ def _check_structure(blob: dict, path: Path) -> None:
 
 
 def checkpoint_config(blob: dict, path) -> DCGANConfig:
-    """The model config a dcgan-bench checkpoint holds; a bad one is a CheckpointError naming ``path``."""
+    """The model config (of its family) a dcgan-bench checkpoint holds; a bad one is a CheckpointError
+    naming ``path``."""
     try:
-        return DCGANConfig.from_dict(blob["config"])
+        return config_from_dict(blob["config"])
     except ConfigError as e:
         raise CheckpointError(f"checkpoint {path}: {e}") from None
 
@@ -146,8 +149,8 @@ def checkpoint_config(blob: dict, path) -> DCGANConfig:
 def load_net(path: str | os.PathLike, kind: str) -> tuple[torch.nn.Module, DCGANConfig, dict]:
     """Rebuild G or D (``kind``) from a generator/discriminator export, a training checkpoint or a
     pytorch/examples state dict. Returns (net in eval mode, config, the whole checkpoint dict)."""
-    if kind not in _NETS:
-        raise ValueError(f"kind {kind!r} not in {tuple(_NETS)}")
+    if kind not in _STATE_KEY:
+        raise ValueError(f"kind {kind!r} not in {tuple(_STATE_KEY)}")
     blob = read_checkpoint(path)
     if blob.get("format") != FORMAT:
         return _load_examples(path, blob, kind)
@@ -155,7 +158,7 @@ def load_net(path: str | os.PathLike, kind: str) -> tuple[torch.nn.Module, DCGAN
     if found not in (kind, "training"):
         raise CheckpointError(f"checkpoint {path} holds a {found}, expected a {kind} (or a training checkpoint)")
     config = checkpoint_config(blob, path)
-    net = _NETS[kind](config)
+    net = build_net(kind, config)
     _load_state(net, blob[_STATE_KEY[kind]], path)
     return net.eval(), config, blob
 
@@ -195,7 +198,7 @@ def _load_examples(path, sd: dict, kind: str) -> tuple[torch.nn.Module, DCGANCon
             config = DCGANConfig(image_size=4 * 2 ** n_up, nc=nc, ndf=ndf)
     except ConfigError as e:
         raise CheckpointError(f"checkpoint {path}: the sizes read off its weights are no DCGAN's ({e})") from None
-    net = _NETS[kind](config)
+    net = build_net(kind, config)
     _load_state(net, sd, path)
     return net.eval(), config, {"format": "pytorch-examples", "kind": kind, "config": config.to_dict()}
 

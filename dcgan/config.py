@@ -1,13 +1,13 @@
 """The model configuration stored inside every checkpoint.
 
-A checkpoint carries its ``DCGANConfig``, so ``g.pt`` and ``d.pt`` can be rebuilt without the
-training command that made them.
+A checkpoint carries its ``DCGANConfig`` (or the config of another model family, a subclass, see
+``dcgan.models``), so ``g.pt`` and ``d.pt`` can be rebuilt without the training command that made them.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from dcgan.errors import ConfigError
 from dcgan.params import Params, param
@@ -28,6 +28,8 @@ MAX_WIDTH = 4096
 
 @dataclass(frozen=True)
 class DCGANConfig(Params):
+    family: ClassVar[str] = "dcgan"  # the model family (dcgan.models) whose config this is, written with it
+
     image_size: int = param(64, "image side in pixels; the sizes an arch supports: IMAGE_SIZES", low=1)
     nc: Literal[1, 3] = param(3, "image channels: 1 grey, 3 RGB")
     nz: int = param(100, "latent size (paper: 100)", low=1, high=MAX_WIDTH)
@@ -45,11 +47,8 @@ class DCGANConfig(Params):
             )
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DCGANConfig":
-        return cls(**known_keys(cls, d, "model config"))
+        """The fields and the family's name; ``dcgan.models.config_from_dict`` reads it back."""
+        return {"family": self.family, **dataclasses.asdict(self)}
 
 
 def known_keys(cls, d, what: str) -> dict:

@@ -27,3 +27,8 @@ def one_line(e: BaseException) -> str:
     """The first line of an exception's message (its type when empty): the reason in a one-line error."""
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
+
+
+class NotApplicable(ConfigError):
+    """A task or command that does not apply to the model it was given (an unconditional GAN where a
+    conditional one is needed, or the reverse; a discriminator whose features depend on a label)."""

@@ -11,6 +11,12 @@ Both nets keep one flat ``main`` ``nn.Sequential`` in the order of pytorch/examp
 ``netG_epoch_N.pth`` / ``netD_epoch_N.pth`` state dicts load as they are. D has no sigmoid: it
 returns logits and training uses ``BCEWithLogitsLoss`` (the same loss, numerically safer and
 autocast-friendly).
+
+Every G and D of every model family (``dcgan.models``) is called the same way, ``G(z, labels=...)``
+and ``D(x, labels=...)``, and says how many classes it is conditioned on in ``num_classes`` (0 here:
+these are unconditional and refuse labels). A conditional family subclasses these nets through
+three hooks: ``_in_channels`` (channels every convolution takes besides its input), ``_norm`` (G's
+batch norm) and ``_layer`` (how one module of ``main`` is applied, given the labels).
 """
 from __future__ import annotations
 
@@ -62,6 +68,23 @@ def _g_top_width(cfg: DCGANConfig) -> int:
     return cfg.ngf * 2 ** (int(math.log2(cfg.image_size // 4)) - 1)
 
 
+def expect_labels(net: nn.Module, labels: torch.Tensor | None, n: int) -> None:
+    """``labels`` fit ``net``: None for an unconditional net, one class index per image for a conditional one.
+
+    Only the presence and the shape are checked here (on every forward, so nothing that would wait for
+    a GPU); ``dcgan.generate`` checks the values of labels a user gives.
+    """
+    what = "generator" if isinstance(net, Generator) else "discriminator"
+    if not net.num_classes:
+        if labels is not None:
+            raise ConfigError(f"this {what} is unconditional: it takes no class labels")
+        return
+    if labels is None:
+        raise ConfigError(f"this {what} is conditional ({net.num_classes} classes): it needs a class label per image")
+    if labels.shape != (n,):
+        raise ConfigError(f"labels of shape {tuple(labels.shape)} for {n} images: expected one class index per image")
+
+
 class Generator(nn.Module):
     """z (N, nz, 1, 1) -> image (N, nc, S, S) in [-1, 1].
 
@@ -71,13 +94,16 @@ class Generator(nn.Module):
     section 6.3.1: "forgetting" to draw windows).
     """
 
+    num_classes = 0  # unconditional
+
     def __init__(self, cfg: DCGANConfig):
         super().__init__()
         self.cfg = cfg
         top = _g_top_width(cfg)
+        extra = self._in_channels(cfg)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(cfg.nz, top, 4, 1, 0, bias=False),  # top x 4 x 4
-            nn.BatchNorm2d(top),
+            nn.ConvTranspose2d(cfg.nz + extra, top, 4, 1, 0, bias=False),  # top x 4 x 4
+            self._norm(cfg, top),
             nn.ReLU(True),
         ]
         self._taps: dict[str, int] = {"layer1": len(layers) - 1}  # layer name -> index in main of its activation
@@ -85,9 +111,9 @@ class Generator(nn.Module):
         plan = _g_plan(cfg)
         for i, (kind, cin, cout, k, s, p) in enumerate(plan):
             conv = nn.ConvTranspose2d if kind == "up" else nn.Conv2d
-            layers.append(conv(cin, cout, k, s, p, bias=False))
+            layers.append(conv(cin + extra, cout, k, s, p, bias=False))
             if i < len(plan) - 1:
-                layers += [nn.BatchNorm2d(cout), nn.ReLU(True)]
+                layers += [self._norm(cfg, cout), nn.ReLU(True)]
                 self._taps[f"layer{i + 2}"] = len(layers) - 1
                 self.feature_channels[f"layer{i + 2}"] = cout
         layers.append(nn.Tanh())  # nc x S x S, no batch norm on the output
@@ -98,21 +124,36 @@ class Generator(nn.Module):
     def layer_names(self) -> tuple[str, ...]:
         return tuple(self._taps)
 
-    def forward(self, z: torch.Tensor, masks: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def _in_channels(self, cfg: DCGANConfig) -> int:
+        """Channels every convolution takes besides z or the previous layer's features."""
+        return 0
+
+    def _norm(self, cfg: DCGANConfig, channels: int) -> nn.Module:
+        return nn.BatchNorm2d(channels)
+
+    def _layer(self, module: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """One module of ``main`` applied to ``x``."""
+        return module(x)
+
+    def forward(self, z: torch.Tensor, masks: dict[str, torch.Tensor] | None = None, *,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
         """The images; ``masks`` maps layer names to (channels,) factors applied to that layer's
-        feature maps (0 drops a map, 1 keeps it)."""
-        if not masks:
+        feature maps (0 drops a map, 1 keeps it); ``labels`` the classes of a conditional G."""
+        if not masks and not self.num_classes:
+            expect_labels(self, labels, len(z))
             return self.main(z)
-        return self.forward_with_intermediates(z, (), masks)[0]
+        return self.forward_with_intermediates(z, (), masks, labels=labels)[0]
 
-    def forward_intermediates(self, z: torch.Tensor, names=None,
-                              masks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def forward_intermediates(self, z: torch.Tensor, names=None, masks: dict[str, torch.Tensor] | None = None, *,
+                              labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Activations of the named layers (all hidden layers when ``names`` is None), after ``masks``."""
-        return self.forward_with_intermediates(z, self.layer_names if names is None else names, masks)[1]
+        return self.forward_with_intermediates(z, self.layer_names if names is None else names, masks,
+                                               labels=labels)[1]
 
-    def forward_with_intermediates(self, z: torch.Tensor, names, masks: dict[str, torch.Tensor] | None = None
-                                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_with_intermediates(self, z: torch.Tensor, names, masks: dict[str, torch.Tensor] | None = None, *,
+                                   labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The images and the named layers' activations, from one pass, after ``masks``."""
+        expect_labels(self, labels, len(z))
         masks = masks or {}
         unknown = [n for n in [*names, *masks] if n not in self._taps]
         if unknown:
@@ -122,7 +163,7 @@ class Generator(nn.Module):
         out: dict[str, torch.Tensor] = {}
         x = z
         for i, module in enumerate(self.main):
-            x = module(x)
+            x = self._layer(module, x, labels)
             if i in scale:
                 x = x * scale[i]  # a new tensor: the next layer is a convolution, never in place
             if i in wanted:
@@ -135,7 +176,12 @@ class Discriminator(nn.Module):
 
     ``forward_intermediates`` returns the activations after each feature convolution, named
     ``conv1`` ... ``convK``: the layers the feature benchmarks max-pool and concatenate.
+    ``features_take_labels``: whether those activations depend on a class label as well as on the
+    image (never here; a conditional D that feeds its label to every layer does).
     """
+
+    num_classes = 0  # unconditional
+    features_take_labels = False
 
     def __init__(self, cfg: DCGANConfig):
         super().__init__()
@@ -143,14 +189,15 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = []
         self._taps: dict[str, int] = {}  # layer name -> index in main of its activation
         plan = _d_plan(cfg)
+        extra = self._in_channels(cfg)
         for i, (cin, cout, k, s, p, bn) in enumerate(plan):
-            layers.append(nn.Conv2d(cin, cout, k, s, p, bias=False))
+            layers.append(nn.Conv2d(cin + extra, cout, k, s, p, bias=False))
             if bn:  # no batch norm on D's input layer
                 layers.append(nn.BatchNorm2d(cout))
             layers.append(nn.LeakyReLU(LEAK, inplace=True))
             self._taps[f"conv{i + 1}"] = len(layers) - 1
         self.feature_channels = {f"conv{i + 1}": plan[i][1] for i in range(len(plan))}
-        layers.append(nn.Conv2d(plan[-1][1], 1, 4, 1, 0, bias=False))  # 1 x 1 x 1 logit
+        layers.append(nn.Conv2d(plan[-1][1] + extra, 1, 4, 1, 0, bias=False))  # 1 x 1 x 1 logit
         self.main = nn.Sequential(*layers)
         init_weights(self)
 
@@ -158,14 +205,26 @@ class Discriminator(nn.Module):
     def layer_names(self) -> tuple[str, ...]:
         return tuple(self._taps)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _in_channels(self, cfg: DCGANConfig) -> int:
+        """Channels every convolution takes besides the image or the previous layer's features."""
+        return 0
+
+    def _layer(self, module: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """One module of ``main`` applied to ``x``."""
+        return module(x)
+
+    def forward(self, x: torch.Tensor, *, labels: torch.Tensor | None = None) -> torch.Tensor:
+        expect_labels(self, labels, len(x))
         return self.main(x).flatten()
 
-    def forward_intermediates(self, x: torch.Tensor, names=None) -> dict[str, torch.Tensor]:
+    def forward_intermediates(self, x: torch.Tensor, names=None, *,
+                              labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Activations of the named layers (all feature layers when ``names`` is None).
 
         Runs only as deep as the deepest requested layer.
         """
+        if self.features_take_labels or labels is not None:
+            expect_labels(self, labels, len(x))
         names = list(self.layer_names if names is None else names)
         unknown = [n for n in names if n not in self._taps]
         if unknown:
@@ -175,7 +234,7 @@ class Discriminator(nn.Module):
         wanted = {self._taps[n]: n for n in names}
         out: dict[str, torch.Tensor] = {}
         for i, module in enumerate(self.main[: max(wanted) + 1]):
-            x = module(x)
+            x = self._layer(module, x, labels)
             if i in wanted:
                 # in-place LeakyReLU of the next block never touches this tensor (a conv comes first)
                 out[wanted[i]] = x
@@ -189,7 +248,7 @@ def init_weights(net: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:  # a class-conditional norm draws its own gains
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 

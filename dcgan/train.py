@@ -1,7 +1,9 @@
-"""The DCGAN training loop: the paper's recipe, resumable, deterministic on CPU, DDP under torchrun.
+"""The training loop: the paper's recipe, resumable, deterministic on CPU, DDP under torchrun.
 
-The step is pytorch/examples' dcgan: D on a real batch (label 1) and on G(z) (label 0), then G
-against D on the same fakes (label 1), Adam(2e-4, beta1 0.5) for both. Two things differ and
+The loop is the same for every model family (``dcgan.models``): the family of the config makes the
+nets and does the step, and a family that trains on labels (a conditional GAN) gets each batch's
+classes. The DCGAN step is pytorch/examples' dcgan: D on a real batch (label 1) and on G(z) (label 0),
+then G against D on the same fakes (label 1), Adam(2e-4, beta1 0.5) for both. Two things differ and
 neither changes the numbers:
 - D's parameters are frozen (``requires_grad_(False)``) during G's step, so the weight gradients
   that pytorch/examples computes there and throws away at the next ``zero_grad`` are never computed;
@@ -12,7 +14,7 @@ holds:
   checkpoint.pt     the full training state (latest), written atomically every N steps and per epoch
   g.pt, d.pt        standalone exports of the latest epoch
   ckpt/epochNNN_{g,d}.pt  exports after every epoch (FID vs training step, features vs epoch)
-  samples/epochNNN.png    a grid from a fixed z
+  samples/epochNNN.png    a grid from a fixed z (a conditional GAN's: one row per class)
   log.csv           one row per step: losses, D(x), D(G(z)), seconds
   config.json       the training settings
 
@@ -40,11 +42,12 @@ from tqdm.auto import tqdm
 from dcgan.checkpoint import model_exports, read_checkpoint, save_checkpoint
 from dcgan.config import DCGANConfig, known_keys
 from dcgan.data import load_dataset
-from dcgan.device import PRECISIONS, autocast, keep_freed_memory, resolve_device, seed_everything
+from dcgan.device import PRECISIONS, keep_freed_memory, resolve_device, seed_everything
 from dcgan.errors import CheckpointError, ConfigError, one_line
 from dcgan.fsutil import atomic_path, writable_folder
 from dcgan.generate import generate
-from dcgan.nets import Discriminator, Generator, sample_z
+from dcgan.models import build_net, config_from_dict, family_of
+from dcgan.nets import sample_z
 from dcgan.params import Params, param
 from dcgan.runfolder import RunFolder
 
@@ -57,7 +60,7 @@ class TrainConfig(Params):
     """Training settings; the defaults are the paper's recipe (section 4). The batch size is also
     checked against the data set once it is loaded (``Trainer``): at most its number of images."""
 
-    model: DCGANConfig = param(default_factory=DCGANConfig, help="the networks")
+    model: DCGANConfig = param(default_factory=DCGANConfig, help="the networks: a config of a model family")
     dataset: str = param("digits", "a registered data set")
     data_root: str | None = param(None, "the folder holding the data set's files")
     subset: int | None = param(None, "train on this many images drawn with the seed", low=1)
@@ -88,7 +91,7 @@ class TrainConfig(Params):
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(known_keys(cls, d, "training config"))
         if "model" in d:
-            d["model"] = DCGANConfig.from_dict(d["model"])
+            d["model"] = config_from_dict(d["model"])
         return cls(**d)
 
 
@@ -106,20 +109,24 @@ class Trainer:
         if self.device.type == "cpu":
             keep_freed_memory()
         seed_everything(cfg.seed)
+        self.family = family_of(cfg.model)
         self.data = load_dataset(cfg.dataset, "train", root=cfg.data_root, image_size=cfg.model.image_size,
                                  channels=cfg.model.nc, subset=cfg.subset, seed=cfg.seed,
                                  download=download and self.rank == 0)
+        self.family.check_data(cfg.model, self.data)
         self._check_batches()
         self.local_batch = cfg.batch_size // self.world
         self.steps_per_epoch = len(self.data) // cfg.batch_size
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.G = Generator(cfg.model).to(self.device, memory_format=fmt)
-        self.D = Discriminator(cfg.model).to(self.device, memory_format=fmt)
+        self.G = build_net("generator", cfg.model).to(self.device, memory_format=fmt)
+        self.D = build_net("discriminator", cfg.model).to(self.device, memory_format=fmt)
         adam = {"lr": cfg.lr, "betas": (cfg.beta1, 0.999), "foreach": True}  # foreach: same numbers, fewer kernels
         self.optG = torch.optim.Adam(self.G.parameters(), **adam)
         self.optD = torch.optim.Adam(self.D.parameters(), **adam)
         self.noise = torch.Generator().manual_seed(cfg.seed + 1 + 7919 * self.rank)  # own fakes per rank
-        self.fixed_z = sample_z(SAMPLE_GRID, cfg.model, torch.Generator().manual_seed(cfg.seed + 2))
+        # the per-epoch grid: a fixed z (at fixed classes, for a conditional GAN) and its tiles a row
+        self.grid_z, self.grid_labels, self.grid_columns = self.family.grid(
+            cfg.model, sample_z(SAMPLE_GRID, cfg.model, torch.Generator().manual_seed(cfg.seed + 2)))
         self.step = 0  # optimisation steps done in total
         self.loss = nn.BCEWithLogitsLoss()
         if self.world > 1:
@@ -132,6 +139,7 @@ class Trainer:
         self._images = getattr(self.data, "images", None)  # in-memory data sets: index on the device
         if self._images is not None:
             self._images = self._images.to(self.device)
+            self._labels = self.data.labels.to(self.device) if self.family.uses_labels else None
 
     def _check_batches(self) -> None:
         """Every step trains on ``batch_size`` images, as asked and as logged: the batch must fit in the
@@ -198,7 +206,8 @@ class Trainer:
 
     # ---- data -------------------------------------------------------------------------------
     def epoch_batches(self, epoch: int, skip: int):
-        """This rank's batches of uint8 images for ``epoch``, the first ``skip`` left out.
+        """This rank's batches for ``epoch``, the first ``skip`` left out: each the arguments of
+        ``train_step``, (uint8 images,) or, for a family that trains on labels, (images, classes).
 
         The order is a permutation drawn from (seed, epoch) alone, so a resumed run sees the same
         batches as an uninterrupted one. The last incomplete batch is dropped (constant batch-norm
@@ -211,55 +220,23 @@ class Trainer:
             perm[s * per_step: (s + 1) * per_step][self.rank::self.world]
             for s in range(skip, self.steps_per_epoch)
         ]
+        labelled = self.family.uses_labels
         if self._images is not None:
             for idx in index_batches:
-                yield self._images[idx.to(self.device)]
+                idx = idx.to(self.device)
+                yield (self._images[idx], self._labels[idx]) if labelled else (self._images[idx],)
             return
         loader = torch.utils.data.DataLoader(
             self.data, batch_sampler=[i.tolist() for i in index_batches], num_workers=self.cfg.workers,
             persistent_workers=False, pin_memory=self.device.type == "cuda")
-        for x, _ in loader:
-            yield x.to(self.device, non_blocking=True)
+        for x, y in loader:
+            x = x.to(self.device, non_blocking=True)
+            yield (x, y.to(self.device, non_blocking=True)) if labelled else (x,)
 
     # ---- the step ---------------------------------------------------------------------------
-    def train_step(self, real_u8: torch.Tensor) -> dict[str, float]:
-        fmt = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
-        real = (real_u8.float() / 127.5 - 1).contiguous(memory_format=fmt)
-        n = real.shape[0]
-        ones = torch.ones(n, device=self.device)
-        zeros = torch.zeros(n, device=self.device)
-        z = sample_z(n, self.cfg.model, self.noise, self.device)
-
-        # (1) D: maximise log D(x) + log(1 - D(G(z)))
-        self.optD.zero_grad(set_to_none=True)
-        with autocast(self.device, self.cfg.precision):
-            out_real = self.D_train(real)
-            loss_real = self.loss(out_real.float(), ones)
-        loss_real.backward()
-        with autocast(self.device, self.cfg.precision):
-            fake = self.G_train(z)
-            out_fake = self.D_train(fake.detach())
-            loss_fake = self.loss(out_fake.float(), zeros)
-        loss_fake.backward()
-        self.optD.step()
-
-        # (2) G: maximise log D(G(z)) on the same fakes, D frozen
-        self.optG.zero_grad(set_to_none=True)
-        self.D.requires_grad_(False)
-        with autocast(self.device, self.cfg.precision):
-            out_g = self.D(fake)  # the bare module: D's gradients are not wanted, so no all-reduce
-            loss_g = self.loss(out_g.float(), ones)
-        loss_g.backward()
-        self.D.requires_grad_(True)
-        self.optG.step()
-        self.step += 1
-        return {
-            "loss_d": (loss_real + loss_fake).item(),
-            "loss_g": loss_g.item(),
-            "d_x": torch.sigmoid(out_real.float()).mean().item(),
-            "d_g_z1": torch.sigmoid(out_fake.float()).mean().item(),
-            "d_g_z2": torch.sigmoid(out_g.float()).mean().item(),
-        }
+    def train_step(self, real_u8: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
+        """One step of the family's training (``Family.step``) on a batch of ``epoch_batches``."""
+        return self.family.step(self, real_u8, labels)
 
     # ---- the loop ---------------------------------------------------------------------------
     def fit(self, max_steps: int | None = None) -> None:
@@ -278,9 +255,9 @@ class Trainer:
             bar = tqdm(total=self.steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
                        unit="step", disable=self.rank != 0 or None, dynamic_ncols=True)
             tick = time.perf_counter()
-            for real in self.epoch_batches(epoch, skip):
+            for batch in self.epoch_batches(epoch, skip):
                 t0 = time.perf_counter()
-                stats = self.train_step(real)
+                stats = self.train_step(*batch)
                 seconds = time.perf_counter() - t0
                 self._log_row({"step": self.step, "epoch": epoch + 1, **stats, "seconds": round(seconds, 4)})
                 bar.update(1)
@@ -315,8 +292,8 @@ class Trainer:
         assert into == 0 and epoch > 0, f"step {self.step} does not end an epoch"
         meta = {"epoch": epoch, "step": self.step, "dataset": self.cfg.dataset, "seed": self.cfg.seed}
         g, d = model_exports(self.cfg.model, self.G, self.D, meta)
-        grid = grid_image(generate(self.G, self.fixed_z, batch_size=SAMPLE_GRID, device=self.device,
-                                   precision=self.cfg.precision))
+        grid = grid_image(generate(self.G, self.grid_z, batch_size=SAMPLE_GRID, device=self.device,
+                                   precision=self.cfg.precision, labels=self.grid_labels), self.grid_columns)
         return self.folder.write_exports(epoch, g, d, grid)
 
     def _align_folder(self) -> None:

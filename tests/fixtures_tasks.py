@@ -14,7 +14,8 @@ from sklearn.datasets import load_digits
 
 from dcgan.checkpoint import export_models
 from dcgan.config import DCGANConfig
-from dcgan.nets import Discriminator, Generator
+from dcgan.models import build_net
+from dcgan.nets import Generator
 from fixtures_data import write_idx, write_pickled_batch
 
 PER_CLASS = {"train": 40, "test": 12}
@@ -70,11 +71,13 @@ def write_digits_as(dataset: str, root: Path, first: int = 0) -> Path:
     return root
 
 
-def tiny_checkpoints(out: Path, image_size: int = 32, nc: int = 1, seed: int = 0) -> tuple[Path, Path]:
-    """A random-init G and D (ngf = ndf = 8) exported through the real ``export_models``."""
-    cfg = DCGANConfig(image_size=image_size, nc=nc, ngf=8, ndf=8)
+def tiny_checkpoints(out: Path, image_size: int = 32, nc: int = 1, seed: int = 0,
+                     config: DCGANConfig | None = None) -> tuple[Path, Path]:
+    """A random-init G and D (ngf = ndf = 8; or of ``config``, a model of any family) exported through the
+    real ``export_models``."""
+    cfg = config or DCGANConfig(image_size=image_size, nc=nc, ngf=8, ndf=8)
     torch.manual_seed(seed)
-    return export_models(out, cfg, Generator(cfg), Discriminator(cfg))
+    return export_models(out, cfg, build_net("generator", cfg), build_net("discriminator", cfg))
 
 
 def varied_generator(image_size: int = 32, nc: int = 1) -> Generator:

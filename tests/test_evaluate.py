@@ -237,7 +237,8 @@ def test_the_shipped_budgets_load_and_leave_out_tasks_that_need_the_users_input(
     for budget in BUDGETS:
         suite = load_suite(budget_path(budget), budget)
         names = {e.name for e in suite.entries}
-        assert {"svm", "fid", "memorisation", "latent-walk", "guided-backprop"} <= names
+        assert {"svm", "fid", "memorisation", "latent-walk", "guided-backprop", "class-grid", "cas",
+                "intra-fid"} <= names
         assert not [n for n in names if TASKS.get(n).user_input], budget
     assert [n for n, t in TASKS.items() if t.user_input] == ["forget", "vector-arithmetic"]
 
@@ -255,6 +256,51 @@ def test_the_leaderboard_has_a_line_per_checkpoint_and_links_the_card(evaluated)
     for line in (f"{run}/{{g,d}}.pt", f"{run}/ckpt/epoch001_{{g,d}}.pt", f"{run}/ckpt/epoch002_{{g,d}}.pt"):
         assert f">{line}<" in text, line
     assert "svm accuracy (labels_per_class=5)" in text and "<th>fid</th>" in text
+
+
+CLASS_SUITE = f"""
+description = "tests: a conditional generator's classes"
+[[task]]
+name = "class-grid"
+params = {{ columns = 3 }}
+[[task]]
+name = "cas"
+params = {{ per_class = 5, epochs = 2, width = 8 }}
+[[task]]
+name = "intra-fid"
+params = {{ per_class = 4, extractor = "tiny", inception_weights = "{{weights}}" }}
+"""
+
+
+def test_the_class_tasks_are_skipped_with_a_note_for_an_unconditional_run(evaluated, tmp_path):
+    root, run, _, _ = evaluated
+    suite = tmp_path / "classes.toml"
+    suite.write_text(CLASS_SUITE.replace("{weights}", str(write_tiny_weights(tmp_path / "tiny.pt"))))
+    r = _bench("evaluate", run, "--suite", suite, "--results", tmp_path / "results", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("skipped: ") == 3 and "is an unconditional generator" in r.output
+    text = (tmp_path / "results" / "report" / "tiny" / "index.html").read_text()
+    assert text.count("is an unconditional generator") == 6  # each task: in the Classes section and the runs table
+    assert not list((tmp_path / "results").glob("*.csv"))
+
+
+def test_a_conditional_run_gets_the_classes_section_each_number_its_rows_mean(tmp_path):
+    run = tmp_path / "runs" / "cgan"
+    r = _bench(*TRAIN, "--model", "cdcgan", "--out", run)
+    assert r.exit_code == 0, r.output
+    suite = tmp_path / "classes.toml"
+    suite.write_text(CLASS_SUITE.replace("{weights}", str(write_tiny_weights(tmp_path / "tiny.pt"))))
+    results = tmp_path / "results"
+    r = _bench("evaluate", run, "--suite", suite, "--results", results, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    p = check_page(results / "report" / "cgan" / "index.html", results)
+    assert "Classes" in p.headings
+    assert {c["data-csv"] for c in p.cells} == {"class-grid.csv", "cas.csv", "intra-fid.csv"}
+    shown = {json.loads(c["data-where"])["metric"] for c in p.cells}
+    assert {"class_share", "accuracy", "accuracy_class_9", "fid", "intra_fid", "fid_class_9"} <= shown
+    assert any(v.endswith("grid.png") for t, a, v in p.refs if a == "src")
+    models = {json.loads(c["data-where"]).get("model") for c in p.cells if c["data-csv"] == "cas.csv"}
+    assert models == {"generator", "real"}
 
 
 @pytest.mark.browser

@@ -1,19 +1,28 @@
-"""The paper's architecture rules, checked on every supported configuration."""
+"""The paper's architecture rules, checked on every supported configuration of every model family."""
+import itertools
+
 import pytest
 import torch
 from torch import nn
 
 from dcgan.config import DCGANConfig
 from dcgan.errors import ConfigError
-from dcgan.nets import Discriminator, Generator, sample_z
+from dcgan.generate import default_labels
+from dcgan.models import build_net
+from dcgan.models.cdcgan import D_CONDS, G_CONDS, CDCGANConfig, ClassBatchNorm2d
+from dcgan.nets import Discriminator, sample_z
 
 CONFIGS = [("dcgan", 32, 1), ("dcgan", 32, 3), ("dcgan", 64, 3), ("dcgan", 128, 3), ("imagenet32", 32, 3)]
+MODELS = ([DCGANConfig(image_size=size, nc=nc, arch=arch, ngf=16, ndf=16) for arch, size, nc in CONFIGS]
+          + [CDCGANConfig(image_size=size, nc=nc, arch=arch, ngf=16, ndf=16, num_classes=5, g_cond=g, d_cond=d)
+             for (arch, size, nc), g, d in itertools.product([("dcgan", 32, 1), ("dcgan", 64, 3), ("imagenet32", 32, 3)],
+                                                             G_CONDS, D_CONDS)])
 
 
-@pytest.mark.parametrize("arch,size,nc", CONFIGS)
-def test_architecture_rules(arch, size, nc):
-    cfg = DCGANConfig(image_size=size, nc=nc, arch=arch, ngf=16, ndf=16)
-    G, D = Generator(cfg), Discriminator(cfg)
+@pytest.mark.parametrize("cfg", MODELS, ids=lambda c: "-".join(str(v) for v in c.to_dict().values()))
+def test_architecture_rules(cfg):
+    size, nc = cfg.image_size, cfg.nc
+    G, D = build_net("generator", cfg), build_net("discriminator", cfg)
     for net in (G, D):
         kinds = {type(m) for m in net.modules()}
         assert not kinds & {nn.MaxPool2d, nn.AvgPool2d, nn.Linear}, "no pooling, no fully connected layers"
@@ -22,6 +31,10 @@ def test_architecture_rules(arch, size, nc):
     assert isinstance(g_layers[-1], nn.Tanh) and isinstance(g_layers[-2], nn.ConvTranspose2d | nn.Conv2d)
     acts = [m for m in g_layers if isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.Tanh))]
     assert all(isinstance(a, nn.ReLU) for a in acts[:-1])
+    # G: every hidden convolution followed by a batch norm (class-conditional or not), then its ReLU
+    convs = [i for i, m in enumerate(g_layers) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert all(isinstance(g_layers[i + 1], (nn.BatchNorm2d, ClassBatchNorm2d)) and isinstance(g_layers[i + 2], nn.ReLU)
+               for i in convs[:-1])
     # D: no batch norm right after the input layer, LeakyReLU(0.2) everywhere
     assert isinstance(d_layers[0], nn.Conv2d) and isinstance(d_layers[1], nn.LeakyReLU)
     assert all(m.negative_slope == 0.2 for m in d_layers if isinstance(m, nn.LeakyReLU))
@@ -31,11 +44,12 @@ def test_architecture_rules(arch, size, nc):
     assert any(m.stride == (2, 2) for m in d_layers if isinstance(m, nn.Conv2d))
 
     z = sample_z(4, cfg, torch.Generator().manual_seed(0))
-    x = G(z)
+    labels = default_labels(G, 4)
+    x = G(z, labels=labels)
     assert x.shape == (4, nc, size, size)
     assert x.abs().max() <= 1
-    assert D(x).shape == (4,)
-    feats = D.forward_intermediates(x)
+    assert D(x, labels=labels).shape == (4,)
+    feats = D.forward_intermediates(x, labels=labels)
     assert list(feats) == list(D.layer_names)
     assert feats[D.layer_names[-1]].shape[-1] == 4, "the last feature layer is 4x4"
 

@@ -1,5 +1,7 @@
-"""Training: the run folder, exact resume after a clean stop or a kill, and DDP on two CPU processes."""
+"""Training: the run folder, exact resume after a clean stop or a kill, and DDP on two CPU processes, for
+the unconditional and the conditional DCGAN."""
 import csv
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,13 +13,17 @@ import torch
 from dcgan.checkpoint import load_net, read_checkpoint
 from dcgan.config import DCGANConfig
 from dcgan.errors import ConfigError
+from dcgan.models import config_from_dict
+from dcgan.models.cdcgan import CDCGANConfig
 from dcgan.train import Trainer, TrainConfig, train
 
 TINY = DCGANConfig(image_size=32, nc=3, ngf=8, ndf=8)
+# a conditional G and D whose labels reach every layer (concat) or the output (projection)
+TINY_C = CDCGANConfig(image_size=32, nc=3, ngf=8, ndf=8, g_cond="concat", d_cond="projection")
 
 
-def _cfg(epochs=2, **kw):
-    return TrainConfig(model=TINY, dataset="synthetic", subset=96, epochs=epochs, batch_size=32, seed=7,
+def _cfg(epochs=2, model=TINY, **kw):
+    return TrainConfig(model=model, dataset="synthetic", subset=96, epochs=epochs, batch_size=32, seed=7,
                        checkpoint_every=2, **kw)
 
 
@@ -41,14 +47,15 @@ class _KilledAfter(Trainer):
 
     kill_at = 5
 
-    def train_step(self, real):
+    def train_step(self, *batch):
         if self.step == self.kill_at:
             raise _Killed
-        return super().train_step(real)
+        return super().train_step(*batch)
 
 
-def test_run_folder_and_exact_resume(tmp_path):
-    straight = train(_cfg(epochs=2), tmp_path / "straight", device="cpu")
+@pytest.mark.parametrize("model", [TINY, TINY_C], ids=["dcgan", "cdcgan"])
+def test_run_folder_and_exact_resume(tmp_path, model):
+    straight = train(_cfg(epochs=2, model=model), tmp_path / "straight", device="cpu")
     steps = straight.steps_per_epoch * 2
     assert straight.step == steps == 6
 
@@ -66,16 +73,16 @@ def test_run_folder_and_exact_resume(tmp_path):
                  {f"G.{k}": v for k, v in straight.G.state_dict().items()})
 
     # 1 epoch, stop, resume to 2 epochs: identical weights
-    train(_cfg(epochs=1), tmp_path / "split", device="cpu")
-    resumed = train(_cfg(epochs=2), tmp_path / "split", device="cpu", resume=True)
+    train(_cfg(epochs=1, model=model), tmp_path / "split", device="cpu")
+    resumed = train(_cfg(epochs=2, model=model), tmp_path / "split", device="cpu", resume=True)
     _assert_same(_weights(straight), _weights(resumed))
 
     # killed mid-epoch (step 5, last checkpoint at step 4): resume from the checkpoint
-    killed = _KilledAfter(_cfg(epochs=2), tmp_path / "killed", device="cpu")
+    killed = _KilledAfter(_cfg(epochs=2, model=model), tmp_path / "killed", device="cpu")
     with pytest.raises(_Killed):
         killed.fit()
     assert read_checkpoint(tmp_path / "killed" / "checkpoint.pt")["step"] == 4
-    resumed = train(_cfg(epochs=2), tmp_path / "killed", device="cpu", resume=True)
+    resumed = train(_cfg(epochs=2, model=model), tmp_path / "killed", device="cpu", resume=True)
     _assert_same(_weights(straight), _weights(resumed))
     with open(tmp_path / "killed" / "log.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, steps + 1))
@@ -107,18 +114,37 @@ def test_bf16_training_runs_and_learns_something(tmp_path):
     assert max(abs(a["loss_d"] - b) for a, b in zip(log, ref)) < 0.02
 
 
-def test_ddp_two_cpu_processes_agree(tmp_path):
+def test_bf16_channels_last_trains_a_conditional_gan_with_a_class_head(tmp_path):
+    """Three bf16 steps of a c-GAN whose D has an auxiliary classifier, channels-last: every weight stays
+    finite, the class head moves, and the losses (the classifier's cross-entropy in them) track fp32's."""
+    model = dataclasses.replace(TINY_C, g_cond="cbn", d_cond="acgan")
+    bf16 = train(_cfg(epochs=1, model=model, precision="bf16"), tmp_path / "bf16", device="cpu")
+    assert bf16.cfg.channels_last and all(torch.isfinite(p).all() for p in bf16.D.parameters())
+    init = Trainer(_cfg(epochs=1, model=model, precision="bf16"), tmp_path / "init", "cpu")
+    assert not torch.equal(bf16.D.classifier.weight, init.D.classifier.weight)
+    fp32 = train(_cfg(epochs=1, model=model), tmp_path / "fp32", device="cpu")
+    logs = [[float(r["loss_d"]) for r in csv.DictReader(open(t.log_path))] for t in (bf16, fp32)]
+    assert len(logs[0]) == 3 and max(abs(a - b) for a, b in zip(*logs)) < 0.05
+
+
+@pytest.mark.parametrize("family", ["dcgan", "cdcgan"])
+def test_ddp_two_cpu_processes_agree(tmp_path, family):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           str(Path(__file__).with_name("ddp_worker.py")), str(out), "3"]
+           str(Path(__file__).with_name("ddp_worker.py")), str(out), "3", family]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
     _assert_same(r0, r1)
-    # and they moved away from the common initialisation
-    init = Trainer(TrainConfig(model=TINY, dataset="synthetic", epochs=1, batch_size=32, seed=3), tmp_path / "x", "cpu")
-    assert not torch.equal(r0["G.main.0.weight"], init.G.main[0].weight)
+    # and they moved away from the common initialisation, every parameter (a class head, embeddings) included
+    model = read_checkpoint(out / "checkpoint.pt")["config"]
+    assert model["family"] == family
+    init = Trainer(TrainConfig(model=config_from_dict(model), dataset="synthetic", epochs=1, batch_size=32, seed=3),
+                   tmp_path / "x", "cpu")
+    start = {**{f"G.{k}": v for k, v in init.G.named_parameters()}, **{f"D.{k}": v for k, v in init.D.named_parameters()}}
+    assert start.keys() == r0.keys()
+    assert not [k for k in r0 if torch.equal(r0[k], start[k])]
     assert read_checkpoint(out / "checkpoint.pt")["step"] == 3
     assert len(read_checkpoint(out / "checkpoint.pt")["noise_rng"]) == 2
 

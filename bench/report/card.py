@@ -4,7 +4,8 @@ its runs wrote, copied beside the page so the folder stands alone.
 
 Sections: the model (config, parameter counts, recipe, data, steps, time, checkpoint hashes), its
 training (log and sample grids), representation (linear probes, per D layer), generation (FID and
-company against the step), learning not memorising (paper section 6), and the runs behind it all.
+company against the step), classes (a conditional generator's class grid, CAS and intra-FID),
+learning not memorising (paper section 6), and the runs behind it all.
 Every result on the page names its CSV and ``run_id``.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from bench.evaluate import Step, duration
-from bench.report import sections
+from bench.report import classes, sections
 from bench.report.doc import Doc, Section, Table, to_markdown
 from bench.report.html import render
 from bench.results import read_rows
@@ -28,8 +29,11 @@ from bench.suite import Suite
 from dcgan.device import describe_device
 from dcgan.fsutil import atomic_path
 
-TITLES = {"representation": "Representation", "generation": "Generation",
+TITLES = {"representation": "Representation", "generation": "Generation", "classes": "Classes",
           "learning": "Learning, not memorising", "data": "Data", "other": "Other tasks"}
+# the sections with a builder of their own; any other gets sections.generic
+BUILDERS = {"representation": sections.representation, "generation": sections.generation,
+            "classes": classes.classes, "learning": sections.learning}
 
 
 class Card:
@@ -79,9 +83,9 @@ def write_card(subject: Subject, steps: list[Step], suite: Suite, results_dir: s
     for step in steps:
         by_section[step.planned.task_cls.section if step.planned else _declared_section(step)].append(step)
     parts = [sections.model(card), sections.training(card)]
-    for key in ("representation", "generation", "learning", "data", "other"):
+    for key in TITLES:
         if by_section.get(key):
-            build = getattr(sections, key, sections.generic)
+            build = BUILDERS.get(key, sections.generic)
             parts.append(Section(key, TITLES[key], build(card, by_section[key])))
     parts.append(Section("runs", "The runs behind this page", [runs_table(steps)]))
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -55,7 +55,8 @@ def _settings(row: dict) -> str:
 
 
 def _fmt(value: float, metric: str) -> str:
-    return f"{100 * value:.2f}%" if metric in ("accuracy", "error", "val_accuracy") else f"{value:.4g}"
+    percent = metric in ("accuracy", "error", "val_accuracy") or metric.startswith("accuracy_class_")
+    return f"{100 * value:.2f}%" if percent else f"{value:.4g}"
 
 
 def to_markdown(summary: list[dict], references: bool = False) -> str:

@@ -1,10 +1,12 @@
 """The sections of a report card, each a list of blocks built from a ``Card`` (see ``bench.report.card``).
 
-``representation``, ``generation`` and ``learning`` are named after the ``section`` tasks declare;
-a section without its own builder gets ``generic``: per run, its numbers and its declared pictures.
+``representation``, ``generation`` and ``learning`` are named after the ``section`` tasks declare
+(``classes`` has its module, ``bench.report.classes``); a section without its own builder gets
+``generic``: per run, its numbers and its declared pictures.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections import defaultdict
@@ -12,6 +14,7 @@ from collections import defaultdict
 from bench.evaluate import Step, duration
 from bench.report.doc import Figure, Gallery, Heading, Note, Paragraph, Section, Table, mean_cell, source_text
 from bench.tasks.fid import spaced
+from dcgan.config import DCGANConfig
 
 PROBE_MODELS = (("trained-d", "trained D"), ("random-d", "random-init D (same architecture)"),
                 ("raw-pixels", "raw pixels"))
@@ -27,7 +30,8 @@ def model(card) -> Section:
               "bench evaluate's arguments"],
              ["architecture", f"{cfg.arch}: {cfg.image_size}x{cfg.image_size} px, {cfg.nc} channel(s), z of "
                               f"{cfg.nz} ({cfg.z_dist}), G width ngf {cfg.ngf}, D width ndf {cfg.ndf}",
-              "the checkpoints' config"]]
+              "the checkpoints' config"],
+             ["model family", _family(cfg), "the checkpoints' config"]]
     for kind, info in nets.items():
         facts.append([f"{kind} parameters", f"{info['parameters']:,}", info["path"]])
     if train:
@@ -46,6 +50,13 @@ def model(card) -> Section:
     facts.append(["evaluated on", f"{s.dataset or '-'}, root {s.data_root or 'the cache folder'}",
                   "the run's record, or --dataset / --data-root"])
     return Section("model", "The model", [Table(["what", "value", "from"], facts)])
+
+
+def _family(cfg: DCGANConfig) -> str:
+    """The family's name and the settings it adds to the DCGAN's, e.g. ``cdcgan: num_classes 10, g_cond cbn, ...``."""
+    shared = {f.name for f in dataclasses.fields(DCGANConfig)}
+    own = [f"{f.name} {getattr(cfg, f.name)}" for f in dataclasses.fields(cfg) if f.name not in shared]
+    return cfg.family + (f": {', '.join(own)}" if own else "")
 
 
 def _log(card) -> list[dict]:

@@ -4,6 +4,12 @@ A task is mostly data: a frozen ``Params`` dataclass whose defaults cite their s
 data set, and ``run(ctx, params) -> list[Measurement]`` (or a ``NextStep`` when the user has to act
 before anything can be measured). Tasks never write result files: the runner (``bench.run``) adds
 provenance and writes.
+
+Checkpoints of every model family (``dcgan.models``) come through the same context. A task asks a
+net what it holds (``num_classes``: 0 for an unconditional GAN; ``features_take_labels`` for a D)
+and, in ``check``, says clearly when it does not apply (``NotApplicable``). A conditional G draws
+class-balanced samples unless the task asks for classes (``RunContext.generate``), and a conditional
+checkpoint is refused with a data set of another number of classes (``RunContext.net``).
 """
 from __future__ import annotations
 
@@ -21,8 +27,9 @@ from bench.results import Measurement
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.config import DCGANConfig
 from dcgan.data import get_spec, load_dataset
-from dcgan.errors import ConfigError, DataError
-from dcgan.generate import generate
+from dcgan.errors import ConfigError, DataError, NotApplicable
+from dcgan.generate import default_labels, generate
+from dcgan.models import build_net, check_classes
 from dcgan.nets import Discriminator
 from dcgan.params import Params
 from dcgan.registry import Registry
@@ -105,6 +112,10 @@ class Task:
     def run(self, ctx: "RunContext", params) -> list[Measurement] | NextStep:
         raise NotImplementedError
 
+    def check(self, ctx: "RunContext", params) -> None:
+        """Refuse, before any work, a checkpoint the task does not apply to (``NotApplicable``, e.g. a
+        conditional G where an unconditional one is needed) or parameters that do not fit it."""
+
     def reads(self, ctx: "RunContext", params) -> list[tuple[str, str, str | None]]:
         """(data set, split, root) of every split a run of this task reads, known before it runs: the run's
         id holds their content fingerprints, so a re-run on other files is another run. Default: the
@@ -115,6 +126,23 @@ class Task:
     def workload(cls, params, sizes: dict[str, int]) -> Workload | None:
         """The cost of a run with ``params`` on splits of ``sizes`` images (None: no estimate)."""
         return None
+
+
+class ConditionalTask(Task):
+    """A task of a conditional generator's classes (``class-grid``, ``cas``, ``intra-fid``): its G must take
+    class labels, and a data set it reads must be labelled (``RunContext.net`` refuses one of another
+    number of classes). An unconditional G is ``NotApplicable``: refused in one line by ``bench run``,
+    skipped with that note by ``bench evaluate``."""
+
+    needs = "generator"
+
+    def check(self, ctx: "RunContext", params) -> None:
+        G, _ = ctx.net("generator")
+        if not G.num_classes:
+            raise NotApplicable(f"{ctx.ckpt} is an unconditional generator: {self.name} measures a conditional one "
+                                "(trained with class labels, e.g. bench train --model cdcgan)")
+        if self.reads_data:
+            ctx.require_labels()
 
 
 def make_params(task: type[Task], overrides: dict[str, object], recipe: str | None = None):
@@ -175,14 +203,19 @@ class RunContext:
             raise ConfigError(f"this task needs a {kind} checkpoint: pass --ckpt")
         if (kind, path) not in self._nets:
             net, cfg, _ = load_net(path, kind)
+            if self.dataset:
+                check_classes(net.num_classes, self.dataset, get_spec(self.dataset).num_classes, f"checkpoint {path}")
             self._nets[kind, path] = (net.to(self.device), cfg)
         return self._nets[kind, path]
 
-    def generate(self, z: torch.Tensor, **options):
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, **options):
         """``dcgan.generate.generate`` with the checkpoint's G, at the run's batch size, device and
-        precision (``options``: its masks and layers)."""
+        precision (``options``: its masks and layers); a conditional G draws ``labels``, by default
+        class-balanced ones (``default_labels``)."""
         G, _ = self.net("generator")
-        return generate(G, z, batch_size=self.batch_size, device=self.device, precision=self.precision, **options)
+        labels = default_labels(G, len(z)) if labels is None else labels
+        return generate(G, z, batch_size=self.batch_size, device=self.device, precision=self.precision,
+                        labels=labels, **options)
 
     def split(self, split: str, image_size: int, channels: int):
         """One split of the run's data set, loaded once per run (labels, features and batch-norm
@@ -235,7 +268,7 @@ class RunContext:
             D = trained
         elif model == "random-d":
             torch.manual_seed(self.seed)
-            D = Discriminator(cfg).to(self.device).eval()
+            D = build_net("discriminator", cfg).to(self.device).eval()
         else:
             raise ConfigError(f"unknown feature model {model!r}; expected trained-d, random-d or raw-pixels")
         if spec.bn == "train":
@@ -246,7 +279,7 @@ class RunContext:
 
 
 def _copy(D: Discriminator) -> Discriminator:
-    clone = Discriminator(D.cfg).to(next(D.parameters()).device)
+    clone = build_net("discriminator", D.cfg).to(next(D.parameters()).device)
     clone.load_state_dict(D.state_dict())
     return clone.eval()
 

@@ -2,7 +2,8 @@
 
 Protocol (the numbers papers report since Heusel et al. 2017):
 1. Fake images (``--fake``): ``samples`` (50,000 by convention) from the generator (``--ckpt`` or
-   ``ckpt:PATH``), z drawn from the run's seed, uint8 RGB (grey expanded); or every image of a folder
+   ``ckpt:PATH``), z drawn from the run's seed, class-balanced for a conditional generator, uint8 RGB
+   (grey expanded); or every image of a folder
    (``folder:PATH``), or a split of the data set (``dataset:NAME:SPLIT``: real against real).
 2. Real images (``--real``, default ``dataset:<--dataset>:train``): a split or a folder, at the same
    size, 3 channels.
@@ -31,25 +32,33 @@ from tqdm.auto import tqdm
 from bench.results import Measurement
 from bench.tasks.base import TASKS, Reference, RunContext, Task, Workload
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
-from dcgan.data import load_dataset
+from dcgan.data import get_spec, load_dataset
 from dcgan.errors import ConfigError
+from dcgan.models import check_classes
 from dcgan.params import Params, param
 
 METRICS = ("fid", "kid", "isc", "prc")  # what a run can ask for: torch-fidelity's own flags
 
 
 @dataclass(frozen=True)
-class FidParams(Params):
-    samples: int = param(50_000, "images drawn from a generator: the convention since Heusel et al. 2017", low=1)
-    metrics: tuple[Literal[METRICS], ...] = param((), "which metrics; empty: all four (isc only if the weights "
-                                                      "have logits)")
-    image_size: int | None = param(None, "side both sources are compared at; none: the generator's, or the fake "
-                                         "folder's first image's short side", low=1)
+class InceptionParams(Params):
+    """The feature network of every task measured on Inception features (``fid``, ``intra-fid``): the
+    same values give the same features, and the same cache files for the same real images."""
+
     extractor: str = param("inception-v3", "feature network: inception-v3 (our faster forward, same features) or "
                                            "torch-fidelity (its stock InceptionV3)")
     inception_batch_size: int = param(64, "images per Inception forward (torch-fidelity's default)", low=1)
     inception_weights: str | None = param(None, "weights file; none: $DCGAN_BENCH_INCEPTION_WEIGHTS, then "
                                                 "`bench weights inception`'s, then torch-fidelity's download")
+
+
+@dataclass(frozen=True)
+class FidParams(InceptionParams):
+    samples: int = param(50_000, "images drawn from a generator: the convention since Heusel et al. 2017", low=1)
+    metrics: tuple[Literal[METRICS], ...] = param((), "which metrics; empty: all four (isc only if the weights "
+                                                      "have logits)")
+    image_size: int | None = param(None, "side both sources are compared at; none: the generator's, or the fake "
+                                         "folder's first image's short side", low=1)
     kid_subsets: int = param(100, "KID subsets (torch-fidelity's, Binkowski et al. 2018)", low=1)
     kid_subset_size: int = param(1000, "images per KID subset", low=1)
     isc_splits: int = param(10, "Inception Score splits (Salimans et al. 2016)", low=1)
@@ -139,17 +148,14 @@ class Fid(Task):
         from bench.weights import has_logits
 
         real_source, source = sources(ctx)
-        extractor = fidelity.EXTRACTORS.get(p.extractor)
-        if ctx.precision not in extractor.precisions:
-            raise ConfigError(f"extractor {p.extractor!r} runs at {', '.join(extractor.precisions)} only, not "
-                              f"--precision {ctx.precision}")
+        extractor = checked_extractor(ctx, p)
         size, fakes = _fakes(ctx, p, source)  # the inputs are checked before the weights are looked for
         real = fidelity.ImagesOnly(_images(ctx, real_source, size))
         weights = extractor.weights(p.inception_weights)
         metrics = _choose_metrics(p.metrics, weights, has_logits(weights))
         _check_counts(p, metrics, min(f.n for f in fakes), len(real))
         real_name = fidelity.real_cache_name(real.data, p.extractor, weights, ctx.precision)
-        features = extractor.convention + ("" if ctx.precision == "fp32" else f", {ctx.precision} autocast")
+        features = convention(extractor, ctx)
         options = {k: getattr(p, k) for k in ("kid_subsets", "kid_subset_size", "isc_splits", "prc_neighborhood")}
         common = {"n_real": len(real), "image_size": size, "weights_sha256": fingerprint(weights)}
         out = []
@@ -185,6 +191,22 @@ class Fid(Task):
         return Workload(g_images=fakes, inception_images=fakes + sizes.get("train", 0))
 
 
+def checked_extractor(ctx: RunContext, p: InceptionParams):
+    """The registered extractor ``p`` names, refused at a precision it does not run at."""
+    from bench import fidelity
+
+    extractor = fidelity.EXTRACTORS.get(p.extractor)
+    if ctx.precision not in extractor.precisions:
+        raise ConfigError(f"extractor {p.extractor!r} runs at {', '.join(extractor.precisions)} only, not "
+                          f"--precision {ctx.precision}")
+    return extractor
+
+
+def convention(extractor, ctx: RunContext) -> str:
+    """The ``features`` column of rows measured on ``extractor``'s features: FIDs compare only within one."""
+    return extractor.convention + ("" if ctx.precision == "fp32" else f", {ctx.precision} autocast")
+
+
 def _fakes(ctx: RunContext, p: FidParams, source: Source) -> tuple[int, list[_Fake]]:
     """The image size both sides are compared at, and the fake image sets to measure."""
     from bench.fidelity import ImagesOnly
@@ -214,7 +236,8 @@ def _generators(ctx: RunContext, p: FidParams) -> tuple[int, list[_Fake]]:
     several = ctx.ckpt.is_dir()
     fakes, sizes = [], set()
     for epoch, path in spaced(generator_checkpoints(ctx.ckpt), p.checkpoints) if several else [(None, ctx.ckpt)]:
-        _, cfg, blob = load_net(path, "generator")
+        G, cfg, blob = load_net(path, "generator")
+        check_classes(G.num_classes, ctx.dataset, get_spec(ctx.dataset).num_classes, f"generator {path}")
         sizes.add(cfg.image_size)
         extra = {"epoch": epoch, "step": blob.get("meta", {}).get("step")} if several else {}
         fakes.append(_Fake(functools.partial(_samples, ctx, p, path), p.samples, path if several else None, extra))

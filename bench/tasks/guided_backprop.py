@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.features import to_uint8
+from bench.features import require_image_features, to_uint8
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task, Workload
 from dcgan.errors import ConfigError
@@ -112,6 +112,9 @@ class GuidedBackprop(Task):
     needs = "discriminator"
     default_split = "train"
     Params = GuidedBackpropParams
+
+    def check(self, ctx: RunContext, p: GuidedBackpropParams) -> None:
+        require_image_features(ctx.net("discriminator")[0])
 
     def run(self, ctx: RunContext, p: GuidedBackpropParams) -> list[Measurement]:
         trained, cfg = ctx.net("discriminator")

@@ -7,7 +7,8 @@ its docstring says.
 
 - ``latent-walk`` (section 6.1): walks through 9 random points in Z, linear and spherical
   interpolation, one picture row per walk. A memorising generator would show sharp transitions
-  along a walk; ``max_step_ratio`` measures the sharpest one.
+  along a walk; ``max_step_ratio`` measures the sharpest one. A conditional generator walks at a
+  fixed class, walk i at class i mod the number of classes, so only z moves.
 - ``vector-arithmetic`` (section 6.3.2): concepts are the mean z of 3 or more samples picked by
   index from ``bench sample``'s numbered grid; ``A - B + C`` is rendered with 8 noisy neighbours
   beside the same arithmetic done on pixels, and a direction ``mean(right) - mean(left)`` (the
@@ -27,7 +28,8 @@ from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task, Workload
 from dcgan.checkpoint import fingerprint
 from dcgan.config import DCGANConfig
-from dcgan.errors import ConfigError
+from dcgan.errors import ConfigError, NotApplicable
+from dcgan.generate import balanced_labels
 from dcgan.nets import sample_z
 from dcgan.params import Params, param
 from dcgan.train import save_grid
@@ -116,13 +118,16 @@ class LatentWalk(Task):
         return Workload(g_images=p.walks * (1 + (p.points - 1) * p.steps) * len(p.interpolations))
 
     def run(self, ctx: RunContext, p: WalkParams) -> list[Measurement]:
-        _, cfg = ctx.net("generator")
+        G, cfg = ctx.net("generator")
         points = sample_z(p.walks * p.points, cfg, torch.Generator().manual_seed(ctx.seed))
         points = points.view(p.walks, p.points, cfg.nz)
+        length = 1 + (p.points - 1) * p.steps  # images a walk
+        # a conditional G: each walk at one class, walk i at class i mod K
+        labels = balanced_labels(p.walks, G.num_classes).repeat_interleave(length) if G.num_classes else None
         out = []
         for kind in p.interpolations:
             z = torch.cat([walk(w, p.steps, kind) for w in points])
-            images = ctx.generate(z)
+            images = ctx.generate(z, labels)
             per_walk = images.view(p.walks, -1, *images.shape[1:])
             save_grid(images, ctx.artifact(f"{kind}.png"), nrow=per_walk.shape[1])
             out += [Measurement("max_step_ratio", max_step_ratio(w), draw=i, split="", model="generator",
@@ -184,6 +189,11 @@ class VectorArithmetic(Task):
                                   "neighbours, then the same arithmetic on pixels: the z result should show the "
                                   "concept, not a superimposition (paper 6.3.2)",
                 "turn.png": "the direction mean(right) - mean(left) added at growing scale, one sample a row"}
+
+    def check(self, ctx: RunContext, p: ArithmeticParams) -> None:
+        if ctx.net("generator")[0].num_classes:
+            raise NotApplicable("vector-arithmetic averages the z of samples a z file names, and a conditional "
+                                "generator's samples depend on their class as well, which the arithmetic leaves out")
 
     def run(self, ctx: RunContext, p: ArithmeticParams) -> list[Measurement]:
         _, cfg = ctx.net("generator")

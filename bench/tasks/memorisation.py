@@ -79,11 +79,12 @@ class Memorisation(Task):
     default_split = "train"  # the images searched
     Params = MemorisationParams
 
+    def check(self, ctx: RunContext, p: MemorisationParams) -> None:
+        """Its D must exist and have features of an image alone."""
+        LayerSpec.parse(p.features).resolve(ctx.net("discriminator", _d_ckpt(ctx, p))[0])
+
     def run(self, ctx: RunContext, p: MemorisationParams) -> list[Measurement]:
-        d_ckpt = Path(p.discriminator) if p.discriminator else ctx.ckpt.parent / "d.pt"
-        if not d_ckpt.is_file():
-            raise ConfigError(f"memorisation compares in a discriminator's feature space: {d_ckpt} does not "
-                              "exist; pass --set discriminator=PATH (a d.pt)")
+        d_ckpt = _d_ckpt(ctx, p)
         _, gcfg = ctx.net("generator")
         D, dcfg = ctx.net("discriminator", d_ckpt)
         if (gcfg.image_size, gcfg.nc) != (dcfg.image_size, dcfg.nc):
@@ -116,6 +117,15 @@ class Memorisation(Task):
 
     def reads(self, ctx: RunContext, p: MemorisationParams) -> list[tuple[str, str, str | None]]:
         return [(ctx.dataset, split, ctx.data_root) for split in (ctx.split_name, p.control)]
+
+
+def _d_ckpt(ctx: RunContext, p: MemorisationParams) -> Path:
+    """The discriminator whose feature space is searched: ``discriminator``, or the d.pt beside G."""
+    d_ckpt = Path(p.discriminator) if p.discriminator else ctx.ckpt.parent / "d.pt"
+    if not d_ckpt.is_file():
+        raise ConfigError(f"memorisation compares in a discriminator's feature space: {d_ckpt} does not "
+                          "exist; pass --set discriminator=PATH (a d.pt)")
+    return d_ckpt
 
 
 def nearest(base: np.ndarray, queries: np.ndarray, k: int, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:

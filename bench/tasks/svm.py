@@ -104,10 +104,13 @@ class SvmProbe(Task):
         return Workload(d_images=(1 + ("random-d" in p.baselines)) * (n_train + n_test),
                         flops=(1 + len(p.baselines)) * fits * FIT_PASSES * 4 * n_fit * dims)
 
+    def check(self, ctx: RunContext, p: SvmParams) -> None:
+        """An unknown layer, or a D without features of an image alone, fails before any work."""
+        LayerSpec.parse(p.features).resolve(ctx.net("discriminator")[0])
+
     def run(self, ctx: RunContext, p: SvmParams) -> list[Measurement]:
         spec = LayerSpec.parse(p.features)
         D, cfg = ctx.net("discriminator")
-        spec.resolve(D)  # an unknown layer fails before any work
         y_train, y_test = ctx.labels("train", cfg), ctx.labels("test", cfg)
         n_classes = int(max(y_train.max(), y_test.max())) + 1
         rng = np.random.default_rng(ctx.seed)
