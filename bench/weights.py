@@ -63,17 +63,23 @@ def resolve_weights(path: str | os.PathLike | None = None) -> Path:
 def local_weights() -> Path | None:
     """The file ``resolve_weights()`` would use when it needs no download, else None (for a quick
     timing that must not start a download)."""
-    try:
-        chosen = resolve_weights() if os.environ.get(WEIGHTS_ENV) or converted_weights_path().is_file() else None
-    except WeightsError:
-        return None
-    target = Path(torch.hub.get_dir()) / "checkpoints" / DOWNLOAD_URL.rsplit("/", 1)[1]
-    return chosen or (target if target.is_file() else None)
+    if os.environ.get(WEIGHTS_ENV) or converted_weights_path().is_file():
+        try:
+            return resolve_weights()
+        except WeightsError:  # $DCGAN_BENCH_INCEPTION_WEIGHTS names a missing file
+            return None
+    target = _hub_target()
+    return target if target.is_file() else None
+
+
+def _hub_target() -> Path:
+    """Where torch-fidelity's weights file lives once downloaded: torch's hub cache."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / DOWNLOAD_URL.rsplit("/", 1)[1]
 
 
 def _download() -> Path:
     """torch-fidelity's weights file in torch's hub cache, fetched (hash-checked) when missing."""
-    target = Path(torch.hub.get_dir()) / "checkpoints" / DOWNLOAD_URL.rsplit("/", 1)[1]
+    target = _hub_target()
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -37,6 +37,15 @@ def _calibrated(net: nn.Module, *inputs, labels) -> nn.Module:
     return net.eval()
 
 
+def _calibrated_d(d_cond: str) -> tuple[ConditionalDiscriminator, torch.Tensor, torch.Tensor]:
+    """A seeded conditional D of ``d_cond``, calibrated on a batch of 6 random images at balanced labels,
+    with that batch and its labels."""
+    torch.manual_seed(0)
+    D = ConditionalDiscriminator(_cfg(d_cond=d_cond))  # initialised before the batch is drawn
+    x, y = torch.randn(6, 1, 32, 32), balanced_labels(6, K)
+    return _calibrated(D, x, labels=y), x, y
+
+
 def _batch(n=20, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, 100, 1, 1, generator=g), balanced_labels(n, K)
@@ -78,10 +87,7 @@ def test_concat_g_sees_the_one_hot_label_beside_z_and_every_layer():
 
 
 def test_projection_d_adds_the_inner_product_of_the_class_embedding_with_its_last_features():
-    torch.manual_seed(0)
-    D = ConditionalDiscriminator(_cfg(d_cond="projection"))
-    x, y = torch.randn(6, 1, 32, 32), balanced_labels(6, K)
-    D = _calibrated(D, x, labels=y)
+    D, x, y = _calibrated_d("projection")
     with torch.no_grad():
         phi = D.forward_intermediates(x)[D.layer_names[-1]].flatten(1)  # label-free features
         unconditional = D.main[-1](D.forward_intermediates(x)[D.layer_names[-1]]).flatten()
@@ -92,10 +98,7 @@ def test_projection_d_adds_the_inner_product_of_the_class_embedding_with_its_las
 
 
 def test_acgan_d_has_an_unconditional_logit_and_a_class_head():
-    torch.manual_seed(0)
-    D = ConditionalDiscriminator(_cfg(d_cond="acgan"))
-    x, y = torch.randn(6, 1, 32, 32), balanced_labels(6, K)
-    D = _calibrated(D, x, labels=y)
+    D, x, y = _calibrated_d("acgan")
     with torch.no_grad():
         logit, classes = D(x, labels=y, classes=True)
         assert classes.shape == (6, K)
@@ -106,10 +109,7 @@ def test_acgan_d_has_an_unconditional_logit_and_a_class_head():
 
 
 def test_concat_d_takes_the_label_at_every_layer():
-    torch.manual_seed(0)
-    D = ConditionalDiscriminator(_cfg(d_cond="concat"))
-    x, y = torch.randn(6, 1, 32, 32), balanced_labels(6, K)
-    D = _calibrated(D, x, labels=y)
+    D, x, y = _calibrated_d("concat")
     assert all(c.in_channels in (1 + K, 8 + K, 16 + K, 32 + K) for c in D.modules() if isinstance(c, nn.Conv2d))
     with torch.no_grad():
         assert (D(x, labels=y) - D(x, labels=(y + 1) % K)).abs().min() > 1e-5
