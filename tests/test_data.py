@@ -51,6 +51,16 @@ def test_registering_a_data_set_name_twice_is_refused():
     assert get_spec("mnist") is mnist
 
 
+def test_class_names_name_every_class_and_a_wrong_count_is_refused():
+    assert all(len(spec.class_names) in (0, spec.num_classes) for _, spec in DATASETS.items())
+    assert get_spec("cifar10").class_names[6] == "frog" and get_spec("fashion-mnist").class_names[7] == "sneaker"
+    assert get_spec("folder").class_names == ()
+    with pytest.raises(ValueError, match=r"^data set 'two': 1 class names for 2 classes$"):
+        register_dataset("two", splits=("train",), channels=3, num_classes=2, description="two",
+                         class_names=("one",))
+    assert "two" not in dataset_names()
+
+
 def test_every_data_set_that_reads_files_has_a_test_fixture():
     assert {name for name, _ in FORMATS.values()} == set(dataset_names()) - {"digits", "synthetic"}
 

@@ -11,7 +11,7 @@ from dcgan.data.datasets import Arrays
 from dcgan.data.registry import register_dataset
 
 
-@register_dataset("digits", splits=("train", "test"), channels=1, num_classes=10,
+@register_dataset("digits", splits=("train", "test"), channels=1, num_classes=10, class_names=tuple("0123456789"),
                   description="scikit-learn's 1,797 8x8 handwritten digits; needs no files (smoke tests)")
 def _load_digits(root: Path | None, split: str, download: bool) -> Arrays:
     """Every fifth image is test: a fixed split, as scikit-learn ships none."""
@@ -45,6 +45,8 @@ def _synthetic_shape(k: int, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
 
 
 @register_dataset("synthetic", splits=("train", "test"), channels=3, num_classes=10,
+                  class_names=("disc", "square", "horizontal bar", "vertical bar", "diagonal", "ring", "cross",
+                               "triangle", "frame", "two dots"),
                   description="512/128 generated 32x32 RGB shapes in 10 classes; needs no files (tests)")
 def _load_synthetic(root: Path | None, split: str, download: bool) -> Arrays:
     """Ten coloured shapes, jittered in place, size and brightness, on dark noise.

@@ -50,6 +50,8 @@ def _batch_files(root: Path, split: str) -> list[Path]:
 
 
 @register_dataset("cifar10", splits=("train", "test"), channels=3, num_classes=10,
+                  class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                               "truck"),
                   description="CIFAR-10, 50k/10k 32x32 RGB: python batches (downloadable) or a train/<class>/*.jpg export",
                   files=_cifar10_files)
 def _load_cifar10(root: Path | None, split: str, download: bool) -> Arrays:

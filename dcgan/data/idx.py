@@ -48,11 +48,13 @@ def _load_torchvision_idx(tv_name: str, name: str, root: Path | None, split: str
     return Arrays(tv_set.data.unsqueeze(1), tv_set.targets.long())
 
 
-register_dataset("mnist", splits=("train", "test"), channels=1, num_classes=10,
+register_dataset("mnist", splits=("train", "test"), channels=1, num_classes=10, class_names=tuple("0123456789"),
                  description="MNIST handwritten digits, 60k/10k 28x28 grey (torchvision layout, downloadable)",
                  files=functools.partial(_idx_files, "MNIST", "mnist"))(
     functools.partial(_load_torchvision_idx, "MNIST", "mnist"))
 register_dataset("fashion-mnist", splits=("train", "test"), channels=1, num_classes=10,
+                 class_names=("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
+                              "bag", "ankle boot"),
                  description="Fashion-MNIST clothes, 60k/10k 28x28 grey (torchvision layout, downloadable)",
                  files=functools.partial(_idx_files, "FashionMNIST", "fashion-mnist"))(
     functools.partial(_load_torchvision_idx, "FashionMNIST", "fashion-mnist"))

@@ -37,18 +37,24 @@ class DatasetSpec:
     description: str  # one line for `bench list`
     loader: Loader = field(repr=False, compare=False)  # (root or None, split, download) -> Arrays | Files
     files: FileLister | None = field(default=None, repr=False, compare=False)  # None: generated, reads no files
+    class_names: tuple[str, ...] = ()  # what label i means (captions of pictures); () when not known
 
 
 DATASETS: Registry[DatasetSpec] = Registry("data set", error=DataError)
 
 
 def register_dataset(name: str, *, splits: tuple[str, ...], channels: int, num_classes: int | None,
-                     description: str, files: FileLister | None = None) -> Callable[[Loader], Loader]:
+                     description: str, files: FileLister | None = None,
+                     class_names: tuple[str, ...] = ()) -> Callable[[Loader], Loader]:
     """A decorator that registers ``loader`` as data set ``name``; returns the loader unchanged.
 
-    ``files`` lists the files the loader reads for a split (every data set that reads files has one)."""
+    ``files`` lists the files the loader reads for a split (every data set that reads files has one);
+    ``class_names`` what each label means, one name a class, when the data set's labels are fixed."""
+    if class_names and len(class_names) != num_classes:
+        raise ValueError(f"data set {name!r}: {len(class_names)} class names for {num_classes} classes")
+
     def register(loader: Loader) -> Loader:
-        DATASETS.add(name, DatasetSpec(name, splits, channels, num_classes, description, loader, files))
+        DATASETS.add(name, DatasetSpec(name, splits, channels, num_classes, description, loader, files, class_names))
         return loader
     return register
 

@@ -21,6 +21,7 @@ def _svhn_files(root: Path | None, split: str) -> list[Path]:
 
 
 @register_dataset("svhn", splits=("train", "test", "extra"), channels=3, num_classes=10,
+                  class_names=tuple("0123456789"),
                   description="SVHN house-number digits, 73k/26k/531k 32x32 RGB (.mat files, downloadable)",
                   files=_svhn_files)
 def _load_svhn(root: Path | None, split: str, download: bool) -> Arrays:
