@@ -129,7 +129,7 @@ class Trainer:
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.G = build_net("generator", cfg.model).to(self.device, memory_format=fmt)
         self.D = build_net("discriminator", cfg.model).to(self.device, memory_format=fmt)
-        if cfg.init is not None:
+        if cfg.init is not None and not self.folder.checkpoint.exists():  # a resumed G is in the checkpoint
             self._start_from(cfg.init)
         adam = {"lr": cfg.lr, "betas": (cfg.beta1, 0.999), "foreach": True}  # foreach: same numbers, fewer kernels
         self.optG = torch.optim.Adam(self.G.parameters(), **adam)
@@ -165,7 +165,7 @@ class Trainer:
 
     def _start_from(self, path: str) -> None:
         """G's weights from the generator export at ``path``, which the family checks fits this run; every
-        rank reads the same file, so the processes start equal. A resumed run overwrites them."""
+        rank reads the same file, so the processes start equal. A run being resumed never reads it again."""
         G, init, _ = load_net(path, "generator", takes=self.family.generator_input)
         self.family.check_init(self.cfg.model, init, path)
         self.G.load_state_dict(G.state_dict())

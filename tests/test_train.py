@@ -99,6 +99,24 @@ def test_resume_refuses_a_different_recipe_and_an_existing_run(tmp_path):
         train(_cfg(epochs=2, lr=1e-3), tmp_path / "run", device="cpu", resume=True)
 
 
+def test_init_starts_g_from_an_export_of_the_same_model_and_refuses_another(tmp_path):
+    """--init: G starts from the export's weights (D afresh); a resumed run never reads the file again."""
+    from dcgan.checkpoint import export_models
+    from dcgan.models import build_net
+
+    torch.manual_seed(9)
+    g_path, _ = export_models(tmp_path / "old", TINY, build_net("generator", TINY), build_net("discriminator", TINY))
+    t = Trainer(_cfg(epochs=1, init=str(g_path)), tmp_path / "run", "cpu")
+    G, _, _ = load_net(g_path, "generator")
+    _assert_same({f"G.{k}": v for k, v in t.G.state_dict().items()}, {f"G.{k}": v for k, v in G.state_dict().items()})
+    t.fit()
+    g_path.unlink()
+    train(_cfg(epochs=2, init=str(g_path)), tmp_path / "run", device="cpu", resume=True)
+    wider = dataclasses.replace(TINY, ngf=16)
+    with pytest.raises(ConfigError, match=r"its generator is not this model's \(ngf 8 \(the run: 16\)\)"):
+        Trainer(_cfg(epochs=1, model=wider, init=str(tmp_path / "run" / "g.pt")), tmp_path / "wide", "cpu")
+
+
 def test_bf16_training_runs_and_learns_something(tmp_path):
     """Six bf16 steps: D learns to tell real from fake (its loss falls, D(x) pulls away from D(G(z))) and
     G's weights move; the losses track fp32's. A run whose updates did nothing fails every one of these."""

@@ -45,7 +45,7 @@ from dcgan.config import DCGANConfig, ModelConfig, known_keys
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
 from dcgan.generate import generate
-from dcgan.nets import Discriminator, Generator, sample_z
+from dcgan.nets import sample_z
 from dcgan.registry import Registry
 
 if TYPE_CHECKING:  # the step reads the trainer's nets, optimisers and noise; the trainer imports this module
