@@ -7,7 +7,7 @@ has the paper's two stages, a config setting (``stage``) so that a checkpoint sa
 - ``srresnet``: G alone on the content loss, no D (the paper's SRResNet, trained on MSE; it is also
   the initialisation of the GAN, "to avoid undesired local optima");
 - ``gan``: D with the usual binary cross-entropy on HR (1) and G's SR (0), then G on the content loss
-  plus 1e-3 times the adversarial loss -log D(G(LR)) (the paper's perceptual loss, equation 3),
+  plus 1e-3 times the adversarial loss -log D(G(LR)) (the paper's perceptual loss, section 2.2),
   G starting from a stage-1 run (``TrainConfig.init``, checked by ``check_init``).
 
 Adam with lr 1e-4 and betas (0.9, 0.999) in both (paper, section 3.2; it lowers the rate to 1e-5 for the
@@ -39,7 +39,7 @@ from dcgan.params import param
 SCALES = (2, 4, 8)
 STAGES = ("srresnet", "gan")
 CONTENT_LOSSES = ("mse",)  # the place for the paper's vgg22/vgg54 feature losses
-ADVERSARIAL_WEIGHT = 1e-3  # paper, equation 3
+ADVERSARIAL_WEIGHT = 1e-3  # paper, section 2.2: the perceptual loss
 GRID_IMAGES = 8  # rows of the per-epoch grid
 
 
