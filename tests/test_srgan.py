@@ -125,8 +125,8 @@ def test_pairs_are_crops_and_their_antialiased_bicubic_computed_independently():
     assert torch.equal(crops(images, 16, centre_corners(6, 32, 16)), images[:, :, 8:24, 8:24])
 
 
-def test_the_batch_crops_from_the_run_noise_so_a_seed_gives_the_same_crops():
-    t = Trainer(_train_cfg(model=_cfg(nc=3), dataset="synthetic"), "unused", "cpu")
+def test_the_batch_crops_from_the_run_noise_so_a_seed_gives_the_same_crops(tmp_path):
+    t = Trainer(_train_cfg(model=_cfg(nc=3), dataset="synthetic"), tmp_path / "run", "cpu")
     images = t.data.images[:8]
     t.noise.manual_seed(3)
     first = SRGAN.batch(t, images, None)
