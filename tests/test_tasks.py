@@ -32,10 +32,13 @@ def _inputs(name: str, tmp_path, g) -> list[str]:
     if name in ("fid", "intra-fid"):  # the tiny extractor stands in for Inception (no download here)
         return ["--set", "extractor=tiny", "--set", f"inception_weights={write_tiny_weights(tmp_path / 'w.pt')}"]
     if name == "vector-arithmetic":
-        from dcgan.checkpoint import load_net
+        from dcgan.checkpoint import read_checkpoint
+        from dcgan.models import config_from_dict, family_of
 
-        _, cfg, _ = load_net(g, "generator")
-        torch.save(sample_z(16, cfg, torch.Generator().manual_seed(0)), tmp_path / "grid.png.z.pt")
+        cfg = config_from_dict(read_checkpoint(g)["config"])
+        z = (sample_z(16, cfg, torch.Generator().manual_seed(0)) if family_of(cfg).generator_input == "z"
+             else torch.zeros(16, 100, 1, 1))  # a G of no z is refused before the file is read
+        torch.save(z, tmp_path / "grid.png.z.pt")
         return ["--set", f"z={tmp_path / 'grid.png.z.pt'}"]
     return []
 
