@@ -8,6 +8,11 @@ classes; a config without a family, as files written before families existed hol
 pytorch/examples' raw ``netG_epoch_N.pth`` / ``netD_epoch_N.pth`` state dicts, whose sizes are read
 off the weight shapes.
 
+A net is loaded for a caller that says what its G must take (``load_net``'s ``takes``: z, by default,
+or a low-resolution image): a checkpoint of a family whose G takes the other, generator or
+discriminator export alike, is refused in one line (``NotApplicable``), so a super-resolution GAN never
+reaches code that feeds its G noise.
+
 ``read_checkpoint`` checks a file's structure before anyone uses it (its version, the keys its kind
 must hold and their types, a valid config), so a foreign, damaged or newer file is a one-line
 ``CheckpointError`` naming it, never a KeyError in whatever reads it next.
@@ -21,11 +26,10 @@ from pathlib import Path
 
 import torch
 
-from dcgan.config import DCGANConfig
-from dcgan.errors import CheckpointError, ConfigError, one_line
+from dcgan.config import DCGANConfig, ModelConfig
+from dcgan.errors import CheckpointError, ConfigError, NotApplicable, one_line
 from dcgan.fsutil import atomic_path
-from dcgan.models import build_net, config_from_dict
-from dcgan.nets import Discriminator, Generator
+from dcgan.models import FAMILIES, build_net, config_from_dict, family_of
 
 FORMAT = "dcgan-bench"
 VERSION = 1
@@ -39,7 +43,7 @@ _REQUIRED = {  # what each kind must hold besides the header, and of which type
 }
 
 
-def make_checkpoint(kind: str, config: DCGANConfig, **payload) -> dict:
+def make_checkpoint(kind: str, config: ModelConfig, **payload) -> dict:
     """The dict a checkpoint file holds: the header, then ``payload``."""
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} not in {KINDS}")
@@ -53,18 +57,19 @@ def write_checkpoint(path: str | os.PathLike, blob: dict) -> Path:
     return Path(path)
 
 
-def save_checkpoint(path: str | os.PathLike, kind: str, config: DCGANConfig, **payload) -> Path:
+def save_checkpoint(path: str | os.PathLike, kind: str, config: ModelConfig, **payload) -> Path:
     return write_checkpoint(path, make_checkpoint(kind, config, **payload))
 
 
-def model_exports(config: DCGANConfig, G: Generator, D: Discriminator, meta: dict | None = None) -> tuple[dict, dict]:
+def model_exports(config: ModelConfig, G: torch.nn.Module, D: torch.nn.Module, meta: dict | None = None
+                  ) -> tuple[dict, dict]:
     """The generator and discriminator exports (config + weights + ``meta``, nothing else) as dicts."""
     meta = meta or {}
     return (make_checkpoint("generator", config, G=_cpu_state(G), meta=meta),
             make_checkpoint("discriminator", config, D=_cpu_state(D), meta=meta))
 
 
-def export_models(out_dir: str | os.PathLike, config: DCGANConfig, G: Generator, D: Discriminator,
+def export_models(out_dir: str | os.PathLike, config: ModelConfig, G: torch.nn.Module, D: torch.nn.Module,
                   prefix: str = "", meta: dict | None = None) -> tuple[Path, Path]:
     """Write ``{prefix}g.pt`` and ``{prefix}d.pt`` (``model_exports``)."""
     g, d = model_exports(config, G, D, meta)
@@ -137,7 +142,7 @@ def _check_structure(blob: dict, path: Path) -> None:
     checkpoint_config(blob, path)
 
 
-def checkpoint_config(blob: dict, path) -> DCGANConfig:
+def checkpoint_config(blob: dict, path) -> ModelConfig:
     """The model config (of its family) a dcgan-bench checkpoint holds; a bad one is a CheckpointError
     naming ``path``."""
     try:
@@ -146,9 +151,12 @@ def checkpoint_config(blob: dict, path) -> DCGANConfig:
         raise CheckpointError(f"checkpoint {path}: {e}") from None
 
 
-def load_net(path: str | os.PathLike, kind: str) -> tuple[torch.nn.Module, DCGANConfig, dict]:
+def load_net(path: str | os.PathLike, kind: str, *, takes: str = "z") -> tuple[torch.nn.Module, ModelConfig, dict]:
     """Rebuild G or D (``kind``) from a generator/discriminator export, a training checkpoint or a
-    pytorch/examples state dict. Returns (net in eval mode, config, the whole checkpoint dict)."""
+    pytorch/examples state dict. Returns (net in eval mode, config, the whole checkpoint dict).
+
+    ``takes``: what the caller feeds a G of this model (``dcgan.models.family.INPUTS``); a checkpoint of
+    a family whose G takes anything else is ``NotApplicable``."""
     if kind not in _STATE_KEY:
         raise ValueError(f"kind {kind!r} not in {tuple(_STATE_KEY)}")
     blob = read_checkpoint(path)
@@ -158,6 +166,10 @@ def load_net(path: str | os.PathLike, kind: str) -> tuple[torch.nn.Module, DCGAN
     if found not in (kind, "training"):
         raise CheckpointError(f"checkpoint {path} holds a {found}, expected a {kind} (or a training checkpoint)")
     config = checkpoint_config(blob, path)
+    family = family_of(config)
+    if family.generator_input != takes:
+        raise NotApplicable(f"checkpoint {path} is of model family {family.name!r}, whose generator takes "
+                            f"{_takes(family.generator_input)}: this needs a model whose generator takes {_takes(takes)}")
     net = build_net(kind, config)
     _load_state(net, blob[_STATE_KEY[kind]], path)
     return net.eval(), config, blob
@@ -168,6 +180,12 @@ def _load_state(net: torch.nn.Module, state: dict, path) -> None:
         net.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint {path} does not match its config ({str(e).splitlines()[0]})") from None
+
+
+def _takes(what: str) -> str:
+    """What a G takes, in words, with the families whose G does."""
+    families = ", ".join(name for name, family in FAMILIES.items() if family.generator_input == what)
+    return {"z": "noise z", "lr": "a low-resolution image"}[what] + f" ({families})"
 
 
 _EXAMPLES_KEY = re.compile(r"(?:module\.)?main\.(\d+)\.\w+")

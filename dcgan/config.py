@@ -1,7 +1,11 @@
 """The model configuration stored inside every checkpoint.
 
-A checkpoint carries its ``DCGANConfig`` (or the config of another model family, a subclass, see
-``dcgan.models``), so ``g.pt`` and ``d.pt`` can be rebuilt without the training command that made them.
+A checkpoint carries its ``DCGANConfig`` (or the config of another model family, see ``dcgan.models``),
+so ``g.pt`` and ``d.pt`` can be rebuilt without the training command that made them. Every family's
+config is a ``ModelConfig``: the image size and channels the data is loaded at, and the family's name.
+The GANs of z (DCGAN, the conditional DCGAN) share ``DCGANConfig``; a family whose G takes something
+else (SRGAN's low-resolution image) declares only what its nets have, so no checkpoint records a
+latent size or a z distribution its nets never had.
 """
 from __future__ import annotations
 
@@ -27,11 +31,24 @@ MAX_WIDTH = 4096
 
 
 @dataclass(frozen=True)
-class DCGANConfig(Params):
-    family: ClassVar[str] = "dcgan"  # the model family (dcgan.models) whose config this is, written with it
+class ModelConfig(Params):
+    """What every model family's config has: the side and channels its training images are loaded at."""
+
+    family: ClassVar[str] = ""  # the model family (dcgan.models) whose config this is, written with it
+
+    image_size: int = param(64, "image side in pixels, the size the data set is loaded at", low=1)
+    nc: Literal[1, 3] = param(3, "image channels: 1 grey, 3 RGB")
+
+    def to_dict(self) -> dict:
+        """The fields and the family's name; ``dcgan.models.config_from_dict`` reads it back."""
+        return {"family": self.family, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class DCGANConfig(ModelConfig):
+    family: ClassVar[str] = "dcgan"
 
     image_size: int = param(64, "image side in pixels; the sizes an arch supports: IMAGE_SIZES", low=1)
-    nc: Literal[1, 3] = param(3, "image channels: 1 grey, 3 RGB")
     nz: int = param(100, "latent size (paper: 100)", low=1, high=MAX_WIDTH)
     ngf: int = param(64, "generator width", low=1, high=MAX_WIDTH)
     ndf: int = param(64, "discriminator width", low=1, high=MAX_WIDTH)
@@ -45,10 +62,6 @@ class DCGANConfig(Params):
             raise ConfigError(
                 f"image size {self.image_size} is not supported by arch {self.arch!r}; expected {sizes}"
             )
-
-    def to_dict(self) -> dict:
-        """The fields and the family's name; ``dcgan.models.config_from_dict`` reads it back."""
-        return {"family": self.family, **dataclasses.asdict(self)}
 
 
 def known_keys(cls, d, what: str) -> dict:

@@ -171,51 +171,26 @@ class Generator(nn.Module):
         return x, out
 
 
-class Discriminator(nn.Module):
-    """image (N, nc, S, S) -> logit (N,).
-
-    ``forward_intermediates`` returns the activations after each feature convolution, named
-    ``conv1`` ... ``convK``: the layers the feature benchmarks max-pool and concatenate.
+class FeatureTaps:
+    """Named activations of a D whose feature layers are the modules of one ``main`` ``nn.Sequential``:
+    ``_taps`` maps each layer's name to the index in ``main`` of its activation. Every family's D
+    exposes its features this way, so the feature benchmarks read any of them alike.
     ``features_take_labels``: whether those activations depend on a class label as well as on the
-    image (never here; a conditional D that feeds its label to every layer does).
+    image (a conditional D that feeds its label to every layer).
     """
 
     num_classes = 0  # unconditional
     features_take_labels = False
-
-    def __init__(self, cfg: DCGANConfig):
-        super().__init__()
-        self.cfg = cfg
-        layers: list[nn.Module] = []
-        self._taps: dict[str, int] = {}  # layer name -> index in main of its activation
-        plan = _d_plan(cfg)
-        extra = self._in_channels(cfg)
-        for i, (cin, cout, k, s, p, bn) in enumerate(plan):
-            layers.append(nn.Conv2d(cin + extra, cout, k, s, p, bias=False))
-            if bn:  # no batch norm on D's input layer
-                layers.append(nn.BatchNorm2d(cout))
-            layers.append(nn.LeakyReLU(LEAK, inplace=True))
-            self._taps[f"conv{i + 1}"] = len(layers) - 1
-        self.feature_channels = {f"conv{i + 1}": plan[i][1] for i in range(len(plan))}
-        layers.append(nn.Conv2d(plan[-1][1] + extra, 1, 4, 1, 0, bias=False))  # 1 x 1 x 1 logit
-        self.main = nn.Sequential(*layers)
-        init_weights(self)
+    main: nn.Sequential
+    _taps: dict[str, int]
 
     @property
     def layer_names(self) -> tuple[str, ...]:
         return tuple(self._taps)
 
-    def _in_channels(self, cfg: DCGANConfig) -> int:
-        """Channels every convolution takes besides the image or the previous layer's features."""
-        return 0
-
     def _layer(self, module: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """One module of ``main`` applied to ``x``."""
         return module(x)
-
-    def forward(self, x: torch.Tensor, *, labels: torch.Tensor | None = None) -> torch.Tensor:
-        expect_labels(self, labels, len(x))
-        return self.main(x).flatten()
 
     def forward_intermediates(self, x: torch.Tensor, names=None, *,
                               labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -239,6 +214,41 @@ class Discriminator(nn.Module):
                 # in-place LeakyReLU of the next block never touches this tensor (a conv comes first)
                 out[wanted[i]] = x
         return out
+
+
+class Discriminator(FeatureTaps, nn.Module):
+    """image (N, nc, S, S) -> logit (N,).
+
+    ``forward_intermediates`` (``FeatureTaps``) returns the activations after each feature
+    convolution, named ``conv1`` ... ``convK``: the layers the feature benchmarks max-pool and
+    concatenate. Never ``features_take_labels`` here.
+    """
+
+    def __init__(self, cfg: DCGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        self._taps: dict[str, int] = {}  # layer name -> index in main of its activation
+        plan = _d_plan(cfg)
+        extra = self._in_channels(cfg)
+        for i, (cin, cout, k, s, p, bn) in enumerate(plan):
+            layers.append(nn.Conv2d(cin + extra, cout, k, s, p, bias=False))
+            if bn:  # no batch norm on D's input layer
+                layers.append(nn.BatchNorm2d(cout))
+            layers.append(nn.LeakyReLU(LEAK, inplace=True))
+            self._taps[f"conv{i + 1}"] = len(layers) - 1
+        self.feature_channels = {f"conv{i + 1}": plan[i][1] for i in range(len(plan))}
+        layers.append(nn.Conv2d(plan[-1][1] + extra, 1, 4, 1, 0, bias=False))  # 1 x 1 x 1 logit
+        self.main = nn.Sequential(*layers)
+        init_weights(self)
+
+    def _in_channels(self, cfg: DCGANConfig) -> int:
+        """Channels every convolution takes besides the image or the previous layer's features."""
+        return 0
+
+    def forward(self, x: torch.Tensor, *, labels: torch.Tensor | None = None) -> torch.Tensor:
+        expect_labels(self, labels, len(x))
+        return self.main(x).flatten()
 
 
 def init_weights(net: nn.Module) -> None:

@@ -22,14 +22,18 @@ from pathlib import Path
 from dcgan.checkpoint import holds, write_checkpoint
 from dcgan.fsutil import atomic_path, remove_orphaned_temps
 
-LOG_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2", "seconds")
+LOG_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2", "seconds")  # a DCGAN's
 
 
 class RunFolder:
-    """The paths of one run folder, and the writes that keep its files in line with the checkpoint."""
+    """The paths of one run folder, and the writes that keep its files in line with the checkpoint.
 
-    def __init__(self, root: str | os.PathLike):
+    ``columns``: those of ``log.csv``, step, epoch, the numbers the model family's step returns
+    (``Family.stats``) and seconds."""
+
+    def __init__(self, root: str | os.PathLike, columns: tuple[str, ...] = LOG_COLUMNS):
         self.root = Path(root)
+        self.columns = columns
 
     @property
     def checkpoint(self) -> Path:
@@ -54,13 +58,14 @@ class RunFolder:
                 "epoch_d": self.root / "ckpt" / f"epoch{epoch:03d}_d.pt",
                 "samples": self.samples / f"epoch{epoch:03d}.png"}
 
-    def write_exports(self, epoch: int, g: dict, d: dict, grid) -> list[Path]:
+    def write_exports(self, epoch: int, g: dict, d: dict | None, grid) -> list[Path]:
         """Write the exports of ``epoch`` that are missing or differ from the generator export ``g``, the
-        discriminator export ``d`` and the sample grid ``grid`` (a PIL image); returns the paths written."""
+        discriminator export ``d`` (None: a run that trains no D, which exports none) and the sample grid
+        ``grid`` (a PIL image); returns the paths written."""
         paths = self.exports(epoch)
         written = []
         for key, blob in (("g", g), ("d", d), ("epoch_g", g), ("epoch_d", d)):
-            if not holds(paths[key], blob):
+            if blob is not None and not holds(paths[key], blob):
                 written.append(write_checkpoint(paths[key], blob))
         if not _same_pixels(paths["samples"], grid):
             with atomic_path(paths["samples"]) as tmp:
@@ -76,7 +81,7 @@ class RunFolder:
     def append_log(self, row: dict) -> None:
         new = not self.log.exists()
         with open(self.log, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+            w = csv.DictWriter(f, fieldnames=self.columns)
             if new:
                 w.writeheader()
             w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
@@ -89,17 +94,17 @@ class RunFolder:
         rows = {}
         with open(self.log, newline="") as f:
             for row in csv.DictReader(f):
-                if _complete(row) and 1 <= int(row["step"]) <= step:
+                if _complete(row, self.columns) and 1 <= int(row["step"]) <= step:
                     rows[int(row["step"])] = row
         with atomic_path(self.log) as tmp, open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+            w = csv.DictWriter(f, fieldnames=self.columns)
             w.writeheader()
             w.writerows(rows[s] for s in sorted(rows))
 
 
-def _complete(row: dict) -> bool:
+def _complete(row: dict, columns: tuple[str, ...]) -> bool:
     """A row with every column (a kill mid-append leaves a short last line) and an integer step."""
-    return (set(row) == set(LOG_COLUMNS) and all(row[c] for c in LOG_COLUMNS)
+    return (set(row) == set(columns) and all(row[c] for c in columns)
             and row["step"].isdigit())
 
 

@@ -1,8 +1,10 @@
 """The training loop: the paper's recipe, resumable, deterministic on CPU, DDP under torchrun.
 
 The loop is the same for every model family (``dcgan.models``): the family of the config makes the
-nets and does the step, and a family that trains on labels (a conditional GAN) gets each batch's
-classes. The DCGAN step is pytorch/examples' dcgan: D on a real batch (label 1) and on G(z) (label 0),
+nets, makes each step's arguments from a batch of images (a conditional GAN's come with their classes,
+SRGAN's are low- and high-resolution crops), does the step, names the numbers logged and draws the
+sample grid. A run may start G from another run's export (``init``: SRGAN's second stage starts from
+its first). The DCGAN step is pytorch/examples' dcgan: D on a real batch (label 1) and on G(z) (label 0),
 then G against D on the same fakes (label 1), Adam(2e-4, beta1 0.5) for both. Two things differ and
 neither changes the numbers:
 - D's parameters are frozen (``requires_grad_(False)``) during G's step, so the weight gradients
@@ -14,13 +16,14 @@ holds:
   checkpoint.pt     the full training state (latest), written atomically every N steps and per epoch
   g.pt, d.pt        standalone exports of the latest epoch
   ckpt/epochNNN_{g,d}.pt  exports after every epoch (FID vs training step, features vs epoch)
-  samples/epochNNN.png    a grid from a fixed z (a conditional GAN's: one row per class)
-  log.csv           one row per step: losses, D(x), D(G(z)), seconds
+  samples/epochNNN.png    a grid from a fixed z (a conditional GAN's: one row per class; SRGAN's: fixed
+                          low-resolution inputs, bicubic | G | the original)
+  log.csv           one row per step: losses, D(x), D(G(z)), seconds (the family's numbers)
   config.json       the training settings
 
 Resume recomputes the epoch's data order from (seed, epoch) and skips the batches already done,
-and restores the noise generator: "2 epochs straight" and "1 epoch, kill, resume" end in the same
-weights, and the same files.
+and restores the noise generator (which a family's other random draws, SRGAN's crops, come from too):
+"2 epochs straight" and "1 epoch, kill, resume" end in the same weights, and the same files.
 """
 from __future__ import annotations
 
@@ -39,44 +42,50 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from dcgan.checkpoint import model_exports, read_checkpoint, save_checkpoint
-from dcgan.config import DCGANConfig, known_keys
+from dcgan.checkpoint import load_net, model_exports, read_checkpoint, save_checkpoint
+from dcgan.config import DCGANConfig, ModelConfig, known_keys
 from dcgan.data import load_dataset
 from dcgan.device import PRECISIONS, keep_freed_memory, resolve_device, seed_everything
 from dcgan.errors import CheckpointError, ConfigError, one_line
 from dcgan.fsutil import atomic_path, writable_folder
-from dcgan.generate import generate
 from dcgan.models import build_net, config_from_dict, family_of
-from dcgan.nets import sample_z
 from dcgan.params import Params, param
 from dcgan.runfolder import RunFolder
 
-SAMPLE_GRID = 64
 GRID_PAD = 2  # pixels around and between the tiles of a sample grid
 
 
 @dataclass(frozen=True)
 class TrainConfig(Params):
-    """Training settings; the defaults are the paper's recipe (section 4). The batch size is also
-    checked against the data set once it is loaded (``Trainer``): at most its number of images."""
+    """Training settings; the defaults are the paper's recipe (section 4), Adam's those of the model
+    family's paper (``Family.adam``). The batch size is also checked against the data set once it is
+    loaded (``Trainer``): at most its number of images."""
 
-    model: DCGANConfig = param(default_factory=DCGANConfig, help="the networks: a config of a model family")
+    model: ModelConfig = param(default_factory=DCGANConfig, help="the networks: a config of a model family")
     dataset: str = param("digits", "a registered data set")
     data_root: str | None = param(None, "the folder holding the data set's files")
     subset: int | None = param(None, "train on this many images drawn with the seed", low=1)
     epochs: int = param(25, "passes over the training images", low=1)
     batch_size: int = param(128, "images per step, over all processes (paper: mini-batch SGD with batch 128)",
                             low=1)
-    lr: float = param(2e-4, "Adam's learning rate (paper: 0.0002)", low=0, low_open=True)
-    beta1: float = param(0.5, "Adam's beta1 (paper: 0.5; 0.9 oscillated)", low=0, high=1, high_open=True)
+    lr: float | None = param(None, "Adam's learning rate; none: the model family's paper's (DCGAN: 0.0002, "
+                                   "SRGAN: 0.0001)", low=0, low_open=True)
+    beta1: float | None = param(None, "Adam's beta1; none: the model family's paper's (DCGAN: 0.5, 0.9 "
+                                      "oscillated; SRGAN: 0.9)", low=0, high=1, high_open=True)
     seed: int = param(0, "seeds the weights, the data order, the noise and the subset (numpy's range)",
                       low=0, high=2**32 - 1)
     precision: Literal[PRECISIONS] = param("fp32", "fp32, or bf16 autocast")
     channels_last: bool = param(True, "channels-last memory format: the same numbers, faster on CPUs")
     checkpoint_every: int = param(500, "steps between training checkpoints; also at every epoch end", low=1)
     workers: int = param(2, "data-loader processes for file-backed data sets", low=0)
+    init: str | None = param(None, "a generator export (g.pt) G starts from instead of random weights, checked "
+                                   "by the model family (SRGAN: its gan stage starts from an srresnet run)")
 
     def __post_init__(self) -> None:
+        if isinstance(self.model, ModelConfig):  # else the check below names the bad model
+            lr, beta1 = family_of(self.model).adam
+            object.__setattr__(self, "lr", lr if self.lr is None else self.lr)
+            object.__setattr__(self, "beta1", beta1 if self.beta1 is None else self.beta1)
         super().__post_init__()
         if self.subset is not None and self.batch_size > self.subset:
             raise ConfigError(f"parameter batch_size={self.batch_size}: expected at most subset={self.subset}, "
@@ -103,13 +112,13 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out: str | os.PathLike, device: str = "auto", download: bool = False):
         self.cfg = cfg
         self.out = Path(out)
-        self.folder = RunFolder(out)
+        self.family = family_of(cfg.model)
+        self.folder = RunFolder(out, ("step", "epoch", *self.family.stats(cfg.model), "seconds"))
         self.world, self.rank = _distributed_setup(device)
         self.device = _rank_device(resolve_device(device), self.rank)
         if self.device.type == "cpu":
             keep_freed_memory()
         seed_everything(cfg.seed)
-        self.family = family_of(cfg.model)
         self.data = load_dataset(cfg.dataset, "train", root=cfg.data_root, image_size=cfg.model.image_size,
                                  channels=cfg.model.nc, subset=cfg.subset, seed=cfg.seed,
                                  download=download and self.rank == 0)
@@ -120,13 +129,12 @@ class Trainer:
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.G = build_net("generator", cfg.model).to(self.device, memory_format=fmt)
         self.D = build_net("discriminator", cfg.model).to(self.device, memory_format=fmt)
+        if cfg.init is not None and not self.folder.checkpoint.exists():  # a resumed G is in the checkpoint
+            self._start_from(cfg.init)
         adam = {"lr": cfg.lr, "betas": (cfg.beta1, 0.999), "foreach": True}  # foreach: same numbers, fewer kernels
         self.optG = torch.optim.Adam(self.G.parameters(), **adam)
         self.optD = torch.optim.Adam(self.D.parameters(), **adam)
         self.noise = torch.Generator().manual_seed(cfg.seed + 1 + 7919 * self.rank)  # own fakes per rank
-        # the per-epoch grid: a fixed z (at fixed classes, for a conditional GAN) and its tiles a row
-        self.grid_z, self.grid_labels, self.grid_columns = self.family.grid(
-            cfg.model, sample_z(SAMPLE_GRID, cfg.model, torch.Generator().manual_seed(cfg.seed + 2)))
         self.step = 0  # optimisation steps done in total
         self.loss = nn.BCEWithLogitsLoss()
         if self.world > 1:
@@ -154,6 +162,13 @@ class Trainer:
         if cfg.batch_size % self.world:
             raise ConfigError(f"parameter batch_size={cfg.batch_size}: expected a multiple of the {self.world} "
                               "processes (it is the batch over all of them)")
+
+    def _start_from(self, path: str) -> None:
+        """G's weights from the generator export at ``path``, which the family checks fits this run; every
+        rank reads the same file, so the processes start equal. A run being resumed never reads it again."""
+        G, init, _ = load_net(path, "generator", takes=self.family.generator_input)
+        self.family.check_init(self.cfg.model, init, path)
+        self.G.load_state_dict(G.state_dict())
 
     # ---- state ------------------------------------------------------------------------------
     @property
@@ -207,7 +222,7 @@ class Trainer:
     # ---- data -------------------------------------------------------------------------------
     def epoch_batches(self, epoch: int, skip: int):
         """This rank's batches for ``epoch``, the first ``skip`` left out: each the arguments of
-        ``train_step``, (uint8 images,) or, for a family that trains on labels, (images, classes).
+        ``train_step``, which the family makes from uint8 images and their classes (``Family.batch``).
 
         The order is a permutation drawn from (seed, epoch) alone, so a resumed run sees the same
         batches as an uninterrupted one. The last incomplete batch is dropped (constant batch-norm
@@ -224,19 +239,19 @@ class Trainer:
         if self._images is not None:
             for idx in index_batches:
                 idx = idx.to(self.device)
-                yield (self._images[idx], self._labels[idx]) if labelled else (self._images[idx],)
+                yield self.family.batch(self, self._images[idx], self._labels[idx] if labelled else None)
             return
         loader = torch.utils.data.DataLoader(
             self.data, batch_sampler=[i.tolist() for i in index_batches], num_workers=self.cfg.workers,
             persistent_workers=False, pin_memory=self.device.type == "cuda")
         for x, y in loader:
             x = x.to(self.device, non_blocking=True)
-            yield (x, y.to(self.device, non_blocking=True)) if labelled else (x,)
+            yield self.family.batch(self, x, y.to(self.device, non_blocking=True) if labelled else None)
 
     # ---- the step ---------------------------------------------------------------------------
-    def train_step(self, real_u8: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
+    def train_step(self, *batch: torch.Tensor) -> dict[str, float]:
         """One step of the family's training (``Family.step``) on a batch of ``epoch_batches``."""
-        return self.family.step(self, real_u8, labels)
+        return self.family.step(self, *batch)
 
     # ---- the loop ---------------------------------------------------------------------------
     def fit(self, max_steps: int | None = None) -> None:
@@ -261,7 +276,7 @@ class Trainer:
                 seconds = time.perf_counter() - t0
                 self._log_row({"step": self.step, "epoch": epoch + 1, **stats, "seconds": round(seconds, 4)})
                 bar.update(1)
-                bar.set_postfix(loss_d=f"{stats['loss_d']:.3f}", loss_g=f"{stats['loss_g']:.3f}",
+                bar.set_postfix({k: f"{v:.3f}" for k, v in list(stats.items())[:2]},
                                 img_s=f"{self.cfg.batch_size / max(seconds, 1e-9):.0f}")
                 stop = max_steps is not None and self.step >= max_steps
                 if stop and self.step < (epoch + 1) * self.steps_per_epoch:
@@ -292,9 +307,9 @@ class Trainer:
         assert into == 0 and epoch > 0, f"step {self.step} does not end an epoch"
         meta = {"epoch": epoch, "step": self.step, "dataset": self.cfg.dataset, "seed": self.cfg.seed}
         g, d = model_exports(self.cfg.model, self.G, self.D, meta)
-        grid = grid_image(generate(self.G, self.grid_z, batch_size=SAMPLE_GRID, device=self.device,
-                                   precision=self.cfg.precision, labels=self.grid_labels), self.grid_columns)
-        return self.folder.write_exports(epoch, g, d, grid)
+        grid = grid_image(*self.family.epoch_grid(self))
+        return self.folder.write_exports(epoch, g, d if self.family.trains_discriminator(self.cfg.model) else None,
+                                         grid)
 
     def _align_folder(self) -> None:
         writable_folder(self.out, "run folder")
@@ -316,7 +331,9 @@ class Trainer:
         exports = self.folder.exports(epoch)
         head = (f"done: {self.step} steps" if epoch >= self.cfg.epochs else
                 f"stopped after epoch {epoch} of {self.cfg.epochs} ({self.step} steps; continue with --resume)")
-        return (f"{head}; checkpoints {exports['g']}, {exports['d']}; samples in {self.folder.samples}; {log}")
+        nets = (f"checkpoints {exports['g']}, {exports['d']}" if self.family.trains_discriminator(self.cfg.model)
+                else f"checkpoint {exports['g']}")
+        return f"{head}; {nets}; samples in {self.folder.samples}; {log}"
 
     # ---- the per-step log -------------------------------------------------------------------
     @property

@@ -7,17 +7,18 @@ import pytest
 
 from dcgan.config import DCGANConfig
 from dcgan.errors import ConfigError
+from dcgan.models.srgan import SRGANConfig
 from dcgan.train import Trainer, TrainConfig, train
 
 
 @pytest.mark.parametrize("kwargs,expected", [
-    ({"lr": -1.0}, "parameter lr=-1: expected a number > 0"),
-    ({"lr": 0.0}, "parameter lr=0: expected a number > 0"),
-    ({"lr": math.nan}, "parameter lr=nan: expected a number > 0 (finite)"),
-    ({"lr": math.inf}, "parameter lr=inf: expected a number > 0 (finite)"),
-    ({"beta1": 2.0}, "parameter beta1=2: expected a number in [0, 1)"),
-    ({"beta1": 1.0}, "parameter beta1=1: expected a number in [0, 1)"),
-    ({"beta1": -0.1}, "parameter beta1=-0.1: expected a number in [0, 1)"),
+    ({"lr": -1.0}, "parameter lr=-1: expected a number > 0 or none"),
+    ({"lr": 0.0}, "parameter lr=0: expected a number > 0 or none"),
+    ({"lr": math.nan}, "parameter lr=nan: expected a number > 0 or none (finite)"),
+    ({"lr": math.inf}, "parameter lr=inf: expected a number > 0 or none (finite)"),
+    ({"beta1": 2.0}, "parameter beta1=2: expected a number in [0, 1) or none"),
+    ({"beta1": 1.0}, "parameter beta1=1: expected a number in [0, 1) or none"),
+    ({"beta1": -0.1}, "parameter beta1=-0.1: expected a number in [0, 1) or none"),
     ({"epochs": 0}, "parameter epochs=0: expected an integer >= 1"),
     ({"epochs": 2.5}, "parameter epochs=2.5: expected an integer >= 1"),
     ({"batch_size": 0}, "parameter batch_size=0: expected an integer >= 1"),
@@ -52,7 +53,8 @@ def test_model_knobs_out_of_range_are_one_line_config_errors(kwargs, expected):
 
 
 def test_the_defaults_and_the_edges_of_each_range_are_accepted():
-    TrainConfig()
+    assert (TrainConfig().lr, TrainConfig().beta1) == (2e-4, 0.5)  # Adam's: the model family's paper's
+    assert (TrainConfig(model=SRGANConfig()).lr, TrainConfig(model=SRGANConfig(), beta1=0.5).beta1) == (1e-4, 0.5)
     TrainConfig(lr=1e-12, beta1=0.0, seed=2**32 - 1, workers=0, subset=1, batch_size=1, epochs=1, checkpoint_every=1)
     DCGANConfig(nz=1, ngf=4096, ndf=1, nc=1)
 

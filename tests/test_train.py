@@ -1,5 +1,5 @@
 """Training: the run folder, exact resume after a clean stop or a kill, and DDP on two CPU processes, for
-the unconditional and the conditional DCGAN."""
+the unconditional and the conditional DCGAN and SRGAN's gan stage."""
 import csv
 import dataclasses
 import os
@@ -13,13 +13,16 @@ import torch
 from dcgan.checkpoint import load_net, read_checkpoint
 from dcgan.config import DCGANConfig
 from dcgan.errors import ConfigError
-from dcgan.models import config_from_dict
+from dcgan.models import config_from_dict, family_of
 from dcgan.models.cdcgan import CDCGANConfig
+from dcgan.models.srgan import SRGANConfig
 from dcgan.train import Trainer, TrainConfig, train
 
 TINY = DCGANConfig(image_size=32, nc=3, ngf=8, ndf=8)
 # a conditional G and D whose labels reach every layer (concat) or the output (projection)
 TINY_C = CDCGANConfig(image_size=32, nc=3, ngf=8, ndf=8, g_cond="concat", d_cond="projection")
+# SRGAN's second stage (G and D), on random 16 px crops of the 32 px images
+TINY_SR = SRGANConfig(image_size=32, nc=3, ngf=8, ndf=8, blocks=2, scale=4, hr_size=16, stage="gan")
 
 
 def _cfg(epochs=2, model=TINY, **kw):
@@ -53,7 +56,7 @@ class _KilledAfter(Trainer):
         return super().train_step(*batch)
 
 
-@pytest.mark.parametrize("model", [TINY, TINY_C], ids=["dcgan", "cdcgan"])
+@pytest.mark.parametrize("model", [TINY, TINY_C, TINY_SR], ids=["dcgan", "cdcgan", "srgan"])
 def test_run_folder_and_exact_resume(tmp_path, model):
     straight = train(_cfg(epochs=2, model=model), tmp_path / "straight", device="cpu")
     steps = straight.steps_per_epoch * 2
@@ -68,7 +71,7 @@ def test_run_folder_and_exact_resume(tmp_path, model):
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == list(range(1, steps + 1))
     assert all(0 < float(r["d_x"]) < 1 and float(r["loss_d"]) > 0 for r in rows)
-    G, _, _ = load_net(run / "g.pt", "generator")
+    G, _, _ = load_net(run / "g.pt", "generator", takes=family_of(model).generator_input)
     _assert_same({f"G.{k}": v for k, v in G.state_dict().items()},
                  {f"G.{k}": v for k, v in straight.G.state_dict().items()})
 
@@ -94,6 +97,24 @@ def test_resume_refuses_a_different_recipe_and_an_existing_run(tmp_path):
         train(_cfg(epochs=2), tmp_path / "run", device="cpu")
     with pytest.raises(ConfigError, match="lr: 0.0002 -> 0.001"):
         train(_cfg(epochs=2, lr=1e-3), tmp_path / "run", device="cpu", resume=True)
+
+
+def test_init_starts_g_from_an_export_of_the_same_model_and_refuses_another(tmp_path):
+    """--init: G starts from the export's weights (D afresh); a resumed run never reads the file again."""
+    from dcgan.checkpoint import export_models
+    from dcgan.models import build_net
+
+    torch.manual_seed(9)
+    g_path, _ = export_models(tmp_path / "old", TINY, build_net("generator", TINY), build_net("discriminator", TINY))
+    t = Trainer(_cfg(epochs=1, init=str(g_path)), tmp_path / "run", "cpu")
+    G, _, _ = load_net(g_path, "generator")
+    _assert_same({f"G.{k}": v for k, v in t.G.state_dict().items()}, {f"G.{k}": v for k, v in G.state_dict().items()})
+    t.fit()
+    g_path.unlink()
+    train(_cfg(epochs=2, init=str(g_path)), tmp_path / "run", device="cpu", resume=True)
+    wider = dataclasses.replace(TINY, ngf=16)
+    with pytest.raises(ConfigError, match=r"its generator is not this model's \(ngf 8 \(the run: 16\)\)"):
+        Trainer(_cfg(epochs=1, model=wider, init=str(tmp_path / "run" / "g.pt")), tmp_path / "wide", "cpu")
 
 
 def test_bf16_training_runs_and_learns_something(tmp_path):
@@ -127,7 +148,7 @@ def test_bf16_channels_last_trains_a_conditional_gan_with_a_class_head(tmp_path)
     assert len(logs[0]) == 3 and max(abs(a - b) for a, b in zip(*logs)) < 0.05
 
 
-@pytest.mark.parametrize("family", ["dcgan", "cdcgan"])
+@pytest.mark.parametrize("family", ["dcgan", "cdcgan", "srgan"])
 def test_ddp_two_cpu_processes_agree(tmp_path, family):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

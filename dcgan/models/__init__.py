@@ -1,6 +1,7 @@
 """Model families, one module each, registered in ``FAMILIES`` (see ``dcgan.models.family``):
-``dcgan`` (the paper's unconditional DCGAN, the default) and ``cdcgan`` (the conditional DCGAN)."""
-from dcgan.models import cdcgan, dcgan  # noqa: F401  (registers the families)
+``dcgan`` (the paper's unconditional DCGAN, the default), ``cdcgan`` (the conditional DCGAN) and
+``srgan`` (super-resolution, Ledig et al. 2017)."""
+from dcgan.models import cdcgan, dcgan, srgan  # noqa: F401  (registers the families)
 from dcgan.models.family import (FAMILIES, Family, build_net, check_classes, config_from_dict, family_of,
                                  register_family)
 

@@ -20,19 +20,32 @@ The step is the paper's (pytorch/examples' dcgan): D on a real batch (target 1) 
 authors' conditional MNIST script, dcgan_code/mnist/train_cond_dcgan.py, does so: real and fake
 images meet D at one class mix). A family changes what D says through one hook, ``judge``: D's
 logit for a batch, and any loss D's other heads add (an auxiliary classifier's).
+
+A family whose training is not that step (SRGAN: G upsamples a low-resolution image) declares what
+differs through these hooks, and the trainer stays the same for every family:
+- ``batch``: a step's arguments made from a batch of the data set's uint8 images (and classes);
+- ``step``: the optimisation step on them, returning the numbers ``stats`` names (``log.csv``'s columns);
+- ``epoch_grid``: the images of each epoch's sample grid;
+- ``trains_discriminator``: whether a config's run trains D at all (else no ``d.pt`` is exported);
+- ``adam``: the paper's learning rate and beta1, the training defaults;
+- ``check_init``: which G exports a run may start from (``TrainConfig.init``);
+- ``generator_input``: what G takes, ``z`` or a low-resolution image (``lr``); a checkpoint is loaded
+  only by a caller that asked for its input (``dcgan.checkpoint.load_net``), so a super-resolution G is
+  refused in one line where a G of z is needed.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import torch
 from torch import nn
 
-from dcgan.config import DCGANConfig, known_keys
+from dcgan.config import DCGANConfig, ModelConfig, known_keys
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
-from dcgan.nets import Discriminator, Generator, sample_z
+from dcgan.generate import generate
+from dcgan.nets import sample_z
 from dcgan.registry import Registry
 
 if TYPE_CHECKING:  # the step reads the trainer's nets, optimisers and noise; the trainer imports this module
@@ -40,24 +53,48 @@ if TYPE_CHECKING:  # the step reads the trainer's nets, optimisers and noise; th
     from dcgan.data.registry import DatasetSpec
     from dcgan.train import Trainer
 
+SAMPLE_GRID = 64  # tiles of a GAN of z's per-epoch sample grid
+INPUTS = ("z", "lr")  # what a family's G takes: noise z, or a low-resolution image
+
 
 class Family:
     """The declarations of one GAN family; everything is a class attribute or a classmethod.
 
     ``uses_labels``: whether its step trains on the data set's class labels (then every batch comes
-    with them, and the data set must be labelled). ``settings``: the config fields a user sets beyond
-    the DCGAN ones (the CLI's family options).
+    with them, and the data set must be labelled). ``generator_input``: what its G takes (``INPUTS``).
+    ``adam``: the (learning rate, beta1) its paper trained with, a run's defaults.
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
-    Config: ClassVar[type[DCGANConfig]]
-    Generator: ClassVar[type[Generator]]
-    Discriminator: ClassVar[type[Discriminator]]
+    Config: ClassVar[type[ModelConfig]]
+    Generator: ClassVar[type[nn.Module]]
+    Discriminator: ClassVar[type[nn.Module]]
     uses_labels: ClassVar[bool] = False
+    generator_input: ClassVar[str] = "z"  # one of INPUTS
+    adam: ClassVar[tuple[float, float]] = (2e-4, 0.5)  # (lr, beta1): DCGAN paper, section 4
 
     @classmethod
-    def configure(cls, spec: "DatasetSpec", **values) -> DCGANConfig:
+    def stats(cls, cfg: ModelConfig) -> tuple[str, ...]:
+        """The numbers ``step`` returns for a run of ``cfg``, in ``log.csv``'s column order."""
+        return ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2")
+
+    @classmethod
+    def trains_discriminator(cls, cfg: ModelConfig) -> bool:
+        """Whether a run of ``cfg`` trains D (a run that does not exports no ``d.pt``)."""
+        return True
+
+    @classmethod
+    def check_init(cls, cfg: ModelConfig, init: ModelConfig, path) -> None:
+        """Refuse a G export at ``path`` (config ``init``) that a run of ``cfg`` cannot start from: here
+        any whose config differs (the D, which starts afresh, is the only thing not carried over)."""
+        if init != cfg:
+            diff = ", ".join(f"{k} {v} (the run: {cfg.to_dict()[k]})" for k, v in init.to_dict().items()
+                             if cfg.to_dict().get(k) != v)
+            raise ConfigError(f"--init {path}: its generator is not this model's ({diff})")
+
+    @classmethod
+    def configure(cls, spec: "DatasetSpec", **values) -> ModelConfig:
         """The config for training on data set ``spec`` with ``values`` (a setting the family does not
         have is a one-line error naming the family)."""
         fields = {f.name for f in dataclasses.fields(cls.Config)}
@@ -67,13 +104,29 @@ class Family:
         return cls.Config(**values)
 
     @classmethod
-    def check_data(cls, cfg: DCGANConfig, data: "ImageDataset") -> None:
+    def check_data(cls, cfg: ModelConfig, data: "ImageDataset") -> None:
         """Refuse, before training, a data set the config cannot be trained on."""
 
     @classmethod
     def grid(cls, cfg: DCGANConfig, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, int | None]:
         """A sample grid from the fixed ``z``: (z, labels, tiles a row; None: a square)."""
         return z, None, None
+
+    @classmethod
+    def epoch_grid(cls, t: "Trainer") -> tuple[torch.Tensor, int | None]:
+        """The images (in [-1, 1]) of the run's per-epoch sample grid and its tiles a row (None: a
+        square): G's samples of a z fixed by the run's seed (``grid``). A function of the seed and G's
+        weights alone, so an epoch's grid can be rewritten exactly from its checkpoint."""
+        z = sample_z(SAMPLE_GRID, t.cfg.model, torch.Generator().manual_seed(t.cfg.seed + 2))
+        z, labels, columns = cls.grid(t.cfg.model, z)
+        return generate(t.G, z, batch_size=SAMPLE_GRID, device=t.device, precision=t.cfg.precision,
+                        labels=labels), columns
+
+    @classmethod
+    def batch(cls, t: "Trainer", images: torch.Tensor, labels: torch.Tensor | None) -> tuple:
+        """The arguments of ``step`` for a batch of the data set's uint8 images on the device (and their
+        classes, for a family that ``uses_labels``, else None): the images, and the classes if used."""
+        return (images, labels) if cls.uses_labels else (images,)
 
     # ---- the training step ----------------------------------------------------------------------
     @classmethod
@@ -86,12 +139,21 @@ class Family:
     def step(cls, t: "Trainer", real_u8: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
         """One optimisation step of D then G on a batch of uint8 images (and their classes, which the
         batch's fakes are drawn at too)."""
-        fmt = torch.channels_last if t.cfg.channels_last else torch.contiguous_format
-        real = (real_u8.float() / 127.5 - 1).contiguous(memory_format=fmt)
+        real = to_unit(real_u8, t.cfg.channels_last)
+        z = sample_z(real.shape[0], t.cfg.model, t.noise, t.device)
+        return cls.adversarial_step(t, real, lambda: t.G_train(z, labels=labels), labels)[0]
+
+    @classmethod
+    def adversarial_step(cls, t: "Trainer", real: torch.Tensor, make_fake: Callable[[], torch.Tensor],
+                         labels: torch.Tensor | None = None, *, content: Callable[[torch.Tensor], torch.Tensor]
+                         | None = None, weight: float = 1.0) -> tuple[dict[str, float], torch.Tensor | None]:
+        """D then G, the DCGAN paper's step (pytorch/examples'): D on ``real`` (target 1) and on the fakes
+        ``make_fake()`` draws under autocast (target 0); then G against D on the same fakes (target 1).
+        G's loss is ``weight`` times that, plus ``content(fakes)`` when given (SRGAN's content loss).
+        Returns the numbers logged (``Family.stats``' five) and the content loss (None without one)."""
         n = real.shape[0]
         ones = torch.ones(n, device=t.device)
         zeros = torch.zeros(n, device=t.device)
-        z = sample_z(n, t.cfg.model, t.noise, t.device)
 
         # (1) D: maximise log D(x) + log(1 - D(G(z)))
         t.optD.zero_grad(set_to_none=True)
@@ -100,7 +162,7 @@ class Family:
             loss_real = _plus(t.loss(out_real.float(), ones), extra_real)
         loss_real.backward()
         with autocast(t.device, t.cfg.precision):
-            fake = t.G_train(z, labels=labels)
+            fake = make_fake()
             out_fake, extra_fake = cls.judge(t.D_train, fake.detach(), labels)
             loss_fake = _plus(t.loss(out_fake.float(), zeros), extra_fake)
         loss_fake.backward()
@@ -112,6 +174,8 @@ class Family:
         with autocast(t.device, t.cfg.precision):
             out_g, extra_g = cls.judge(t.D, fake, labels)  # the bare module: no all-reduce of D's gradients
             loss_g = _plus(t.loss(out_g.float(), ones), extra_g)
+        extra = content(fake) if content is not None else None
+        loss_g = _plus(loss_g if weight == 1 else weight * loss_g, extra)
         loss_g.backward()
         t.D.requires_grad_(True)
         t.optG.step()
@@ -122,7 +186,13 @@ class Family:
             "d_x": torch.sigmoid(out_real.float()).mean().item(),
             "d_g_z1": torch.sigmoid(out_fake.float()).mean().item(),
             "d_g_z2": torch.sigmoid(out_g.float()).mean().item(),
-        }
+        }, extra
+
+
+def to_unit(images_u8: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """uint8 images as floats in [-1, 1], the suite's pixel range, in the run's memory format."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return (images_u8.float() / 127.5 - 1).contiguous(memory_format=fmt)
 
 
 def _plus(loss: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
@@ -137,7 +207,7 @@ def register_family(cls: type[Family]) -> type[Family]:
     return FAMILIES.add(cls.Config.family, cls)
 
 
-def family_of(cfg: DCGANConfig) -> type[Family]:
+def family_of(cfg: ModelConfig) -> type[Family]:
     """The family a config belongs to."""
     family = FAMILIES.get(cfg.family)
     if type(cfg) is not family.Config:
@@ -145,7 +215,7 @@ def family_of(cfg: DCGANConfig) -> type[Family]:
     return family
 
 
-def config_from_dict(d: dict) -> DCGANConfig:
+def config_from_dict(d: dict) -> ModelConfig:
     """A config from its dict (``to_dict``): its family's config class; no ``family`` key means DCGAN's."""
     if not isinstance(d, dict):
         raise ConfigError(f"model config is a {type(d).__name__}, expected a dict")
@@ -157,7 +227,7 @@ def config_from_dict(d: dict) -> DCGANConfig:
     return family.Config(**known_keys(family.Config, rest, f"{name} model config"))
 
 
-def build_net(kind: str, cfg: DCGANConfig) -> nn.Module:
+def build_net(kind: str, cfg: ModelConfig) -> nn.Module:
     """A freshly initialised ``generator`` or ``discriminator`` of the config's family."""
     family = family_of(cfg)
     if kind == "generator":

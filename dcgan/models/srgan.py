@@ -1,0 +1,169 @@
+"""SRGAN (Ledig et al., CVPR 2017): photo-realistic x2/x4/x8 super-resolution with a GAN.
+
+The nets are in ``dcgan.models.srgan_nets`` (SRResNet G, VGG-style D, the pixel range and why), the
+LR/HR pairs in ``dcgan.data.pairs`` (random HR crops of any registered data set, bicubic LR). Training
+has the paper's two stages, a config setting (``stage``) so that a checkpoint says which model it holds:
+
+- ``srresnet``: G alone on the content loss, no D (the paper's SRResNet, trained on MSE; it is also
+  the initialisation of the GAN, "to avoid undesired local optima");
+- ``gan``: D with the usual binary cross-entropy on HR (1) and G's SR (0), then G on the content loss
+  plus 1e-3 times the adversarial loss -log D(G(LR)) (the paper's perceptual loss, section 2.2),
+  G starting from a stage-1 run (``TrainConfig.init``, checked by ``check_init``).
+
+Adam with lr 1e-4 and betas (0.9, 0.999) in both (paper, section 3.2; it lowers the rate to 1e-5 for the
+second half of the GAN's updates, which is not done here). The content loss is pixel MSE only
+(``content_loss``: ``mse``, the paper's SRResNet-MSE and SRGAN-MSE); its VGG feature losses, the
+paper's best-looking results, need VGG-19 weights and are not implemented.
+
+Every 8-bit batch is cropped and downsampled on the device: crop positions are drawn from the run's
+noise generator, so a resumed run crops exactly as an uninterrupted one. Each epoch's sample grid shows
+the centre crops of the first training images, one row each: bicubic upsampling of the LR | G's SR | HR.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+
+from dcgan.config import MAX_WIDTH, ModelConfig
+from dcgan.data.pairs import bicubic, centre_corners, lr_hr_pairs, random_corners
+from dcgan.device import autocast
+from dcgan.errors import ConfigError
+from dcgan.models.family import Family, register_family, to_unit
+from dcgan.models.srgan_nets import SRDiscriminator, SRResNet
+from dcgan.params import param
+
+SCALES = (2, 4, 8)
+STAGES = ("srresnet", "gan")
+CONTENT_LOSSES = ("mse",)  # the place for the paper's vgg22/vgg54 feature losses
+ADVERSARIAL_WEIGHT = 1e-3  # paper, section 2.2: the perceptual loss
+GRID_IMAGES = 8  # rows of the per-epoch grid
+
+
+@dataclass(frozen=True)
+class SRGANConfig(ModelConfig):
+    family: ClassVar[str] = "srgan"
+
+    image_size: int = param(128, "side the data set's images are loaded at (short side resized, centre-cropped); "
+                                 "the HR crops are taken from them, so it should not exceed their own size",
+                            low=1, high=MAX_WIDTH)
+    scale: Literal[SCALES] = param(4, "upscaling factor (paper: 4)")
+    hr_size: int = param(96, "side of the HR training crops, a multiple of scale (paper: 96)", low=1, high=MAX_WIDTH)
+    blocks: int = param(16, "residual blocks of G (paper: 16)", low=1, high=256)
+    ngf: int = param(64, "G's width (paper: 64)", low=1, high=MAX_WIDTH)
+    ndf: int = param(64, "D's first width, doubled every two convolutions (paper: 64)", low=1, high=MAX_WIDTH)
+    stage: Literal[STAGES] = param("srresnet", "srresnet: G alone on the content loss; gan: G and D, content loss "
+                                               "plus 1e-3 x adversarial loss")
+    content_loss: Literal[CONTENT_LOSSES] = param("mse", "G's content loss: mse (pixel MSE)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.hr_size % self.scale:
+            raise ConfigError(f"parameter hr_size={self.hr_size}: expected a multiple of scale={self.scale}")
+        if self.hr_size > self.image_size:
+            raise ConfigError(f"parameter hr_size={self.hr_size}: expected at most image_size={self.image_size}, "
+                              "the side the training images are loaded at")
+
+    @property
+    def lr_size(self) -> int:
+        return self.hr_size // self.scale
+
+
+@torch.no_grad()
+def super_resolve(G: SRResNet, lr_u8: torch.Tensor, *, batch_size: int, device: torch.device | str,
+                  precision: str = "fp32") -> torch.Tensor:
+    """G's SR images of uint8 LR images, float32 on the CPU in [-1, 1]: ``batch_size`` at a time, in eval
+    mode (batch norm's running statistics; G's mode is restored after), under bf16 autocast if asked."""
+    device = torch.device(device)
+    training = G.training
+    G.eval()
+    try:
+        out = []
+        for chunk in lr_u8.split(batch_size):
+            with autocast(device, precision):
+                out.append(G(to_unit(chunk.to(device), False)).float().cpu())
+    finally:
+        G.train(training)
+    return torch.cat(out)
+
+
+def psnr(mse: float) -> float:
+    """PSNR in dB of a mean squared error of images in [-1, 1] (peak-to-peak 2): on all channels and
+    pixels, not the Y channel with a shaved border of the paper's tables."""
+    return 10 * math.log10(4 / max(mse, 1e-12))
+
+
+@register_family
+class SRGAN(Family):
+    summary = "SRGAN super-resolution (Ledig et al. 2017): SRResNet G, VGG-style D; stage srresnet, then gan"
+    Config = SRGANConfig
+    Generator = SRResNet
+    Discriminator = SRDiscriminator
+    generator_input = "lr"
+    adam = (1e-4, 0.9)  # paper, section 3.2: Adam, beta1 0.9, lr 1e-4
+
+    @classmethod
+    def stats(cls, cfg: SRGANConfig) -> tuple[str, ...]:
+        """MSE and PSNR of the batch's SR against its HR; in the gan stage first the adversarial step's
+        numbers, D(x) being D(HR) and D(G(z)) D(G(LR))."""
+        return ("mse", "psnr") if cfg.stage == "srresnet" else (*super().stats(cfg), "mse", "psnr")
+
+    @classmethod
+    def trains_discriminator(cls, cfg: SRGANConfig) -> bool:
+        return cfg.stage == "gan"
+
+    @classmethod
+    def check_init(cls, cfg: SRGANConfig, init: SRGANConfig, path) -> None:
+        """G's weights carry over between stages (and hr_size, which G's convolutions do not depend on,
+        may differ): the scale, the channels, the width and the blocks must match."""
+        for key, what in (("scale", "upscales x{}"), ("nc", "has {} channel(s)"), ("ngf", "has width {}"),
+                          ("blocks", "has {} residual blocks")):
+            if getattr(init, key) != getattr(cfg, key):
+                raise ConfigError(f"--init {path}: its generator {what.format(getattr(init, key))}, this run's "
+                                  f"{what.format(getattr(cfg, key))}")
+
+    @classmethod
+    def batch(cls, t, images: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR, HR) uint8: random HR crops, their positions drawn from the run's noise generator."""
+        cfg = t.cfg.model
+        corners = random_corners(len(images), images.shape[-1], cfg.hr_size, t.noise)
+        return lr_hr_pairs(images, cfg.hr_size, cfg.scale, corners)
+
+    @classmethod
+    def step(cls, t, lr_u8: torch.Tensor, hr_u8: torch.Tensor) -> dict[str, float]:
+        """One step: G alone on the content loss (srresnet), or D then G (gan)."""
+        lr, hr = to_unit(lr_u8, t.cfg.channels_last), to_unit(hr_u8, t.cfg.channels_last)
+        cfg = t.cfg.model
+        if cfg.stage == "gan":
+            stats, content = cls.adversarial_step(t, hr, lambda: t.G_train(lr), weight=ADVERSARIAL_WEIGHT,
+                                                  content=lambda sr: cls.content(cfg, sr, hr))
+        else:
+            t.optG.zero_grad(set_to_none=True)
+            with autocast(t.device, t.cfg.precision):
+                sr = t.G_train(lr)
+            content = cls.content(cfg, sr, hr)
+            content.backward()
+            t.optG.step()
+            t.step += 1
+            stats = {}
+        mse = content.item()
+        return {**stats, "mse": mse, "psnr": psnr(mse)}
+
+    @classmethod
+    def content(cls, cfg: SRGANConfig, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """G's content loss (``content_loss``), in float32: the pixel MSE."""
+        return F.mse_loss(sr.float(), hr)
+
+    @classmethod
+    def epoch_grid(cls, t) -> tuple[torch.Tensor, int]:
+        """A row per image for the first ``GRID_IMAGES`` training images' centre crops: the bicubic
+        upsampling of their LR, G's SR of it, the HR crop."""
+        cfg = t.cfg.model
+        images = torch.stack([t.data[i][0] for i in range(min(GRID_IMAGES, len(t.data)))])
+        lr, hr = lr_hr_pairs(images, cfg.hr_size, cfg.scale, centre_corners(len(images), cfg.image_size, cfg.hr_size))
+        sr = super_resolve(t.G, lr, batch_size=GRID_IMAGES, device=t.device, precision=t.cfg.precision)
+        tiles = torch.stack([to_unit(bicubic(lr, cfg.hr_size), False), sr, to_unit(hr, False)], 1)
+        return tiles.flatten(0, 1), 3
