@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from bench.cli_cache import cache
+from bench.cli_train import train
 from bench.cli_weights import weights
 from dcgan.errors import DCGANError
 
@@ -47,116 +48,6 @@ def main():
     Then:         bench train --dataset fashion-mnist --data-root PATH --image-size 32 --epochs 5
                   bench list                  (data sets and benchmark tasks)
     """
-
-
-def _model_options(f):
-    """The model settings; left out, each takes the family's default (a setting the family does not have
-    is a one-line error)."""
-    opts = [
-        click.option("--image-size", type=click.IntRange(1), default=None,
-                     help="Image side in pixels, the size the data is loaded at: dcgan 32, 64 (default) or 128 "
-                          "(imagenet32 arch: 32 only); srgan: any (default 128), the HR crops are taken from it."),
-        click.option("--channels", type=click.Choice(["1", "3"]), default=None,
-                     help="Image channels; default: the data set's own (grey sets can be expanded to 3)."),
-        click.option("--arch", type=click.Choice(["dcgan", "imagenet32"]), default=None,
-                     help="dcgan (default): canonical 4x4-kernel DCGAN; imagenet32: the authors' 3x3 ImageNet-32 D "
-                          "(28672 max-pooled features) with a mirrored G."),
-        click.option("--nz", type=click.IntRange(1), default=None, help="Latent size.  [default: 100]"),
-        click.option("--ngf", type=click.IntRange(1), default=None, help="Generator width.  [default: 64]"),
-        click.option("--ndf", type=click.IntRange(1), default=None, help="Discriminator width.  [default: 64]"),
-        click.option("--z-dist", type=click.Choice(["normal", "uniform"]), default=None,
-                     help="z ~ N(0,1) (default) or U(-1,1) (the paper's)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-@main.command()
-@click.option("--model", "family", default="dcgan", show_default=True, metavar="FAMILY",
-              help="The model family (see `bench list`): dcgan, the paper's unconditional DCGAN; cdcgan, a "
-                   "conditional DCGAN whose G and D are given the class label (a labelled data set; its number of "
-                   "classes is the model's); srgan, super-resolution (Ledig et al. 2017).")
-@click.option("--g-cond", default=None, metavar="HOW",
-              help="cdcgan: how G takes the label: concat (one-hot label concatenated to z and every layer's input, "
-                   "the DCGAN authors' MNIST model; the default) or cbn (class-conditional batch norm).")
-@click.option("--d-cond", default=None, metavar="HOW",
-              help="cdcgan: how D takes the label: concat (label maps concatenated to the image and every hidden "
-                   "layer), projection (inner product of a class embedding with D's last features, Miyato & Koyama "
-                   "2018; the default) or acgan (an auxiliary classifier head with its cross-entropy, Odena et al. "
-                   "2017).")
-@click.option("--scale", type=int, default=None, help="srgan: the upscaling factor, 2, 4 (default) or 8.")
-@click.option("--hr-size", type=int, default=None,
-              help="srgan: side of the HR training crops, a multiple of --scale, at most --image-size (default 96).")
-@click.option("--blocks", type=int, default=None, help="srgan: G's residual blocks (default 16).")
-@click.option("--stage", default=None, metavar="STAGE",
-              help="srgan: srresnet (default; G alone on the pixel MSE) or gan (G and D; start G from an srresnet "
-                   "run with --init).")
-@click.option("--content-loss", default=None, metavar="LOSS", help="srgan: G's content loss: mse (the only one yet).")
-@click.option("--init", type=click.Path(dir_okay=False), default=None,
-              help="Start G from this generator export (g.pt) instead of random weights; srgan: the gan stage "
-                   "from an srresnet run (same scale, channels, width and blocks).")
-@click.option("--dataset", default="digits", show_default=True, help="A registered data set (see `bench list`).")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None,
-              help="Folder holding the data set's files (default: the cache folder).")
-@click.option("--download", is_flag=True, help="Download the data set first (torchvision's downloader).")
-@click.option("--subset", type=click.IntRange(1), default=None, help="Train on N images drawn with --seed.")
-@_model_options
-@click.option("--epochs", type=click.IntRange(1), default=25, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True, help="Paper: 128.")
-@click.option("--lr", type=float, default=None,
-              help="Adam learning rate; default: the family's paper's (dcgan, cdcgan: 2e-4; srgan: 1e-4).")
-@click.option("--beta1", type=float, default=None,
-              help="Adam beta1; default: the family's paper's (dcgan, cdcgan: 0.5; srgan: 0.9).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N | mps")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-              help="bf16 autocast: about 2x faster on CPUs with bf16 support.")
-@click.option("--channels-last/--no-channels-last", default=True, show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True,
-              help="Write the training checkpoint every N steps (and at each epoch end).")
-@click.option("--workers", type=click.IntRange(0), default=2, show_default=True,
-              help="Data-loader processes for file-backed data sets (folder, imagenet, lsun).")
-@click.option("--max-steps", type=click.IntRange(1), default=None, help="Stop (checkpointed) after N steps.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-def train(family, g_cond, d_cond, scale, hr_size, blocks, stage, content_loss, init, dataset, data_root, download,
-          subset, image_size, channels, arch, nz, ngf, ndf, z_dist, epochs, batch_size, lr, beta1, seed, device,
-          precision, channels_last, checkpoint_every, workers, max_steps, out, resume):
-    """Train a DCGAN (or a conditional one, --model cdcgan; or an SRGAN, --model srgan) with its paper's
-    recipe; writes checkpoints, sample grids and a loss log to --out.
-
-    \b
-    A conditional DCGAN on Fashion-MNIST, one sample row per class in each epoch's grid:
-      bench train --model cdcgan --g-cond concat --d-cond projection --dataset fashion-mnist \\
-          --data-root ~/data/fashion-mnist --image-size 32 --epochs 5 --out runs/fmnist-cgan
-
-    \b
-    An x4 SRGAN on CIFAR-10's 32 px images, first G alone (SRResNet), then the GAN from it:
-      bench train --model srgan --stage srresnet --scale 4 --image-size 32 --hr-size 32 --dataset cifar10 \\
-          --data-root ~/data/cifar10 --out runs/sr-1
-      bench train --model srgan --stage gan --init runs/sr-1/g.pt --scale 4 --image-size 32 --hr-size 32 \\
-          --dataset cifar10 --data-root ~/data/cifar10 --out runs/sr-2
-
-    Run under `torchrun --nproc_per_node N bench train ...` for data-parallel training (the batch
-    size is the total over all processes).
-    """
-    from dcgan.data import get_spec
-    from dcgan.models import FAMILIES
-    from dcgan.train import TrainConfig
-    from dcgan.train import train as run_training
-
-    spec = get_spec(dataset)
-    nc = int(channels) if channels else spec.channels
-    given = dict(image_size=image_size, nz=nz, ngf=ngf, ndf=ndf, arch=arch, z_dist=z_dist, g_cond=g_cond,
-                 d_cond=d_cond, scale=scale, hr_size=hr_size, blocks=blocks, stage=stage, content_loss=content_loss)
-    model = FAMILIES.get(family).configure(spec, nc=nc, **{k: v for k, v in given.items() if v is not None})
-    cfg = TrainConfig(model=model, dataset=dataset, data_root=data_root, subset=subset, epochs=epochs,
-                      batch_size=batch_size, lr=lr, beta1=beta1, seed=seed, precision=precision,
-                      channels_last=channels_last, checkpoint_every=checkpoint_every, workers=workers, init=init)
-    trainer = run_training(cfg, out, device=device, resume=resume, max_steps=max_steps, download=download)
-    if trainer.rank == 0:
-        click.echo(trainer.summary())
 
 
 @main.command()
@@ -454,6 +345,7 @@ def quickstart(out, epochs, device, seed, results_dir):
 
 
 main.add_command(cache)
+main.add_command(train)
 main.add_command(weights)
 
 if __name__ == "__main__":  # pragma: no cover
