@@ -11,11 +11,25 @@ with one row per class shows every z at every class (``class_rows``).
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
 from dcgan.nets import Generator
+
+
+@contextlib.contextmanager
+def evaluating(net: torch.nn.Module):
+    """``net`` in eval mode for the block (batch norm's running statistics, as a trained net is run),
+    its own mode restored after, whatever happens inside."""
+    training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(training)
 
 
 @torch.no_grad()
@@ -35,10 +49,8 @@ def generate(G: Generator, z: torch.Tensor, *, batch_size: int, device: torch.de
     device = torch.device(device)
     check_labels(labels, G.num_classes, len(z))
     images, acts = [], {name: [] for name in layers}
-    training = G.training
-    G.eval()
     label_chunks = labels.split(batch_size) if labels is not None else None
-    try:
+    with evaluating(G):
         for i, chunk in enumerate(z.reshape(len(z), -1, 1, 1).split(batch_size)):
             y = label_chunks[i].to(device) if label_chunks is not None else None
             with autocast(device, precision):
@@ -46,8 +58,6 @@ def generate(G: Generator, z: torch.Tensor, *, batch_size: int, device: torch.de
             images.append(x.float().cpu())
             for name in layers:
                 acts[name].append(named[name].float().cpu())
-    finally:
-        G.train(training)
     images = torch.cat(images)
     return (images, {name: torch.cat(a) for name, a in acts.items()}) if layers else images
 

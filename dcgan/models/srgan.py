@@ -32,6 +32,7 @@ from dcgan.config import MAX_WIDTH, ModelConfig
 from dcgan.data.pairs import bicubic, centre_corners, lr_hr_pairs, random_corners
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
+from dcgan.generate import evaluating
 from dcgan.models.family import Family, register_family, to_unit
 from dcgan.models.srgan_nets import SRDiscriminator, SRResNet
 from dcgan.params import param
@@ -78,15 +79,11 @@ def super_resolve(G: SRResNet, lr_u8: torch.Tensor, *, batch_size: int, device: 
     """G's SR images of uint8 LR images, float32 on the CPU in [-1, 1]: ``batch_size`` at a time, in eval
     mode (batch norm's running statistics; G's mode is restored after), under bf16 autocast if asked."""
     device = torch.device(device)
-    training = G.training
-    G.eval()
-    try:
-        out = []
+    out = []
+    with evaluating(G):
         for chunk in lr_u8.split(batch_size):
             with autocast(device, precision):
                 out.append(G(to_unit(chunk.to(device), False)).float().cpu())
-    finally:
-        G.train(training)
     return torch.cat(out)
 
 
