@@ -58,7 +58,7 @@ def main() -> None:
         for name, model in variants(args.size).items():
             cfg = TrainConfig(model=model, dataset="synthetic", batch_size=args.batch_size, precision=args.precision)
             trainers[name] = Trainer(cfg, os.path.join(out, name.replace(" ", "_").replace("/", "-")), device="cpu")
-        batch = {name: (real_u8, labels) if t.family.uses_labels else (real_u8,) for name, t in trainers.items()}
+        batch = {name: t.family.batch(t, real_u8, labels) for name, t in trainers.items()}  # the step's arguments
         for name, t in trainers.items():
             for _ in range(args.warmup):
                 t.train_step(*batch[name])
