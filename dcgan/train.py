@@ -250,7 +250,11 @@ class Trainer:
 
     # ---- the step ---------------------------------------------------------------------------
     def train_step(self, *batch: torch.Tensor) -> dict[str, float]:
-        """One step of the family's training (``Family.step``) on a batch of ``epoch_batches``."""
+        """One step of the family's training (``Family.step``) on a batch of ``epoch_batches``, at the
+        family's learning rate for this step (``Family.learning_rate``)."""
+        lr = self.family.learning_rate(self.cfg.model, self.cfg.lr, self.step, self.cfg.epochs * self.steps_per_epoch)
+        for group in (*self.optG.param_groups, *self.optD.param_groups):
+            group["lr"] = lr
         return self.family.step(self, *batch)
 
     # ---- the loop ---------------------------------------------------------------------------

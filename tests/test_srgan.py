@@ -202,6 +202,28 @@ def test_stage_srresnet_resumes_bit_exact(tmp_path):
     assert _log(straight) == [r | {"seconds": s["seconds"]} for r, s in zip(_log(resumed), _log(straight))]
 
 
+def test_the_gan_stage_drops_the_rate_tenfold_for_its_second_half_and_srresnet_keeps_it(tmp_path, monkeypatch):
+    """Paper, section 3.2: 1e-4, then 1e-5 for the second half of the GAN's updates. The rate each step
+    ran at, read from both optimisers inside the step, over 2 epochs of 2 steps; a resumed run keeps it."""
+    seen = []
+    step = SRGAN.step.__func__
+
+    def spy(cls, t, *batch):
+        seen.append((t.optG.param_groups[0]["lr"], t.optD.param_groups[0]["lr"]))
+        return step(cls, t, *batch)
+
+    monkeypatch.setattr(SRGAN, "step", classmethod(spy))
+    train(_train_cfg(model=_cfg(stage="gan"), lr=3e-4), tmp_path / "gan", device="cpu")
+    assert seen == [(3e-4, 3e-4)] * 2 + [(pytest.approx(3e-5), pytest.approx(3e-5))] * 2
+    seen.clear()
+    train(_train_cfg(model=_cfg(stage="gan"), lr=3e-4), tmp_path / "split", device="cpu", max_steps=1)
+    train(_train_cfg(model=_cfg(stage="gan"), lr=3e-4), tmp_path / "split", device="cpu", resume=True)
+    assert seen == [(3e-4, 3e-4)] * 2 + [(pytest.approx(3e-5), pytest.approx(3e-5))] * 2
+    seen.clear()
+    train(_train_cfg(lr=3e-4), tmp_path / "srresnet", device="cpu")
+    assert seen == [(3e-4, 3e-4)] * 4
+
+
 def test_bf16_channels_last_gan_stage_tracks_fp32(tmp_path):
     model = _cfg(stage="gan", nc=3)
     runs = [train(_train_cfg(model=model, dataset="synthetic", epochs=1, precision=p), tmp_path / p, device="cpu")

@@ -28,6 +28,7 @@ differs through these hooks, and the trainer stays the same for every family:
 - ``epoch_grid``: the images of each epoch's sample grid;
 - ``trains_discriminator``: whether a config's run trains D at all (else no ``d.pt`` is exported);
 - ``adam``: the paper's learning rate and beta1, the training defaults;
+- ``learning_rate``: the rate at a step of the run (SRGAN's GAN stage drops it tenfold halfway);
 - ``check_init``: which G exports a run may start from (``TrainConfig.init``);
 - ``generator_input``: what G takes, ``z`` or a low-resolution image (``lr``); a checkpoint is loaded
   only by a caller that asked for its input (``dcgan.checkpoint.load_net``), so a super-resolution G is
@@ -83,6 +84,12 @@ class Family:
     def trains_discriminator(cls, cfg: ModelConfig) -> bool:
         """Whether a run of ``cfg`` trains D (a run that does not exports no ``d.pt``)."""
         return True
+
+    @classmethod
+    def learning_rate(cls, cfg: ModelConfig, lr: float, step: int, total: int) -> float:
+        """Adam's rate for step ``step`` (counted from 0) of a run of ``total`` steps whose rate is ``lr``:
+        constant, as in the DCGAN paper. A function of the step alone, so a resumed run keeps the schedule."""
+        return lr
 
     @classmethod
     def check_init(cls, cfg: ModelConfig, init: ModelConfig, path) -> None:

@@ -10,8 +10,9 @@ has the paper's two stages, a config setting (``stage``) so that a checkpoint sa
   plus 1e-3 times the adversarial loss -log D(G(LR)) (the paper's perceptual loss, section 2.2),
   G starting from a stage-1 run (``TrainConfig.init``, checked by ``check_init``).
 
-Adam with lr 1e-4 and betas (0.9, 0.999) in both (paper, section 3.2; it lowers the rate to 1e-5 for the
-second half of the GAN's updates, which is not done here). The content loss is pixel MSE only
+Adam with lr 1e-4 and betas (0.9, 0.999) in both (paper, section 3.2); the GAN stage lowers the rate
+tenfold for its second half, as the paper does (1e-4 for 10^5 updates, then 1e-5 for 10^5:
+``learning_rate``). The half is of the run's ``epochs``: a run resumed with more epochs moves it. The content loss is pixel MSE only
 (``content_loss``: ``mse``, the paper's SRResNet-MSE and SRGAN-MSE); its VGG feature losses, the
 paper's best-looking results, need VGG-19 weights and are not implemented.
 
@@ -41,6 +42,7 @@ SCALES = (2, 4, 8)
 STAGES = ("srresnet", "gan")
 CONTENT_LOSSES = ("mse",)  # the place for the paper's vgg22/vgg54 feature losses
 ADVERSARIAL_WEIGHT = 1e-3  # paper, section 2.2: the perceptual loss
+LR_DROP = 0.1  # paper, section 3.2: 1e-4, then 1e-5 for the GAN's second half
 GRID_IMAGES = 8  # rows of the per-epoch grid
 
 
@@ -107,6 +109,11 @@ class SRGAN(Family):
         """MSE and PSNR of the batch's SR against its HR; in the gan stage first the adversarial step's
         numbers, D(x) being D(HR) and D(G(z)) D(G(LR))."""
         return ("mse", "psnr") if cfg.stage == "srresnet" else (*super().stats(cfg), "mse", "psnr")
+
+    @classmethod
+    def learning_rate(cls, cfg: SRGANConfig, lr: float, step: int, total: int) -> float:
+        """The GAN stage's second half runs at a tenth of the rate (paper, section 3.2); SRResNet's is constant."""
+        return lr * LR_DROP if cfg.stage == "gan" and step >= total // 2 else lr
 
     @classmethod
     def trains_discriminator(cls, cfg: SRGANConfig) -> bool:
