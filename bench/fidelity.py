@@ -212,6 +212,20 @@ class ImagesOnly(torch.utils.data.Dataset):
         return self.data[i][0]
 
 
+class Tensors(torch.utils.data.Dataset):
+    """uint8 images N x C x H x W in memory as torch-fidelity takes them (grey repeated to RGB): made
+    images that are no data set (the sr task's SR and HR images)."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
 # ---- the metrics -------------------------------------------------------------------------------------
 
 def real_cache_name(data: ImageDataset, extractor: str, weights: Path, precision: str) -> str:

@@ -118,7 +118,7 @@ def plan(task: str, *, ckpt: str | Path | None = None, dataset: str | None = Non
     dev = resolve_device(device)
     ctx = RunContext(dataset=dataset, data_root=data_root, ckpt=ckpt, device=dev, seed=seed, subset=subset,
                      batch_size=batch_size, precision=precision, cache=FeatureCache(),
-                     split_name=split or task_cls.default_split, real=real, fake=fake)
+                     split_name=split or task_cls.default_split, real=real, fake=fake, takes=task_cls.takes)
     if task_cls.needs:
         ctx.net(task_cls.needs)  # a wrong or broken checkpoint fails before any work
     task_cls().check(ctx, params)  # and so does one the task does not apply to

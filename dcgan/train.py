@@ -42,7 +42,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from dcgan.checkpoint import load_net, model_exports, read_checkpoint, save_checkpoint
+from dcgan.checkpoint import fingerprint, load_net, model_exports, read_checkpoint, save_checkpoint
 from dcgan.config import DCGANConfig, ModelConfig, known_keys
 from dcgan.data import load_dataset
 from dcgan.device import PRECISIONS, keep_freed_memory, resolve_device, seed_everything
@@ -129,6 +129,7 @@ class Trainer:
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.G = build_net("generator", cfg.model).to(self.device, memory_format=fmt)
         self.D = build_net("discriminator", cfg.model).to(self.device, memory_format=fmt)
+        self.init_sha256 = None  # the content hash of the G export the run started from (TrainConfig.init)
         if cfg.init is not None and not self.folder.checkpoint.exists():  # a resumed G is in the checkpoint
             self._start_from(cfg.init)
         adam = {"lr": cfg.lr, "betas": (cfg.beta1, 0.999), "foreach": True}  # foreach: same numbers, fewer kernels
@@ -169,6 +170,7 @@ class Trainer:
         G, init, _ = load_net(path, "generator", takes=self.family.generator_input)
         self.family.check_init(self.cfg.model, init, path)
         self.G.load_state_dict(G.state_dict())
+        self.init_sha256 = fingerprint(path)
 
     # ---- state ------------------------------------------------------------------------------
     @property
@@ -186,6 +188,7 @@ class Trainer:
             "noise_rng": _gather(self.noise.get_state(), self.world),
             "torch_rng": torch.get_rng_state(),
             "world_size": self.world,
+            "init_sha256": self.init_sha256,
         }
 
     def save(self) -> None:
@@ -206,6 +209,10 @@ class Trainer:
         if changed - _RESUMABLE_CHANGES:
             diff = ", ".join(f"{k}: {saved.to_dict()[k]} -> {self.cfg.to_dict()[k]}" for k in sorted(changed - _RESUMABLE_CHANGES))
             raise ConfigError(f"cannot resume {path} with other settings ({diff})")
+        if saved.epochs != self.cfg.epochs and self._rates(saved.epochs) != self._rates(self.cfg.epochs):
+            raise ConfigError(f"cannot resume {path} with epochs {saved.epochs} -> {self.cfg.epochs}: this model's "
+                              "learning rate follows the run's length (its schedule would change under the steps "
+                              f"already taken); resume with --epochs {saved.epochs}")
         if blob.get("world_size", 1) != self.world:
             raise ConfigError(f"{path} was written by {blob.get('world_size', 1)} processes, resuming with {self.world}")
         try:
@@ -218,6 +225,13 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as e:
             raise CheckpointError(f"checkpoint {path} does not fit its own settings ({one_line(e)[:160]})") from None
         self.step = blob["step"]
+        self.init_sha256 = blob.get("init_sha256")
+
+    def _rates(self, epochs: int) -> list[float]:
+        """The learning rate of every step of a run of ``epochs`` epochs, over the longer of it and this run."""
+        total = epochs * self.steps_per_epoch
+        steps = max(epochs, self.cfg.epochs) * self.steps_per_epoch
+        return [self.family.learning_rate(self.cfg.model, self.cfg.lr, s, total) for s in range(steps)]
 
     # ---- data -------------------------------------------------------------------------------
     def epoch_batches(self, epoch: int, skip: int):
@@ -310,6 +324,8 @@ class Trainer:
         epoch, into = divmod(self.step, self.steps_per_epoch)
         assert into == 0 and epoch > 0, f"step {self.step} does not end an epoch"
         meta = {"epoch": epoch, "step": self.step, "dataset": self.cfg.dataset, "seed": self.cfg.seed}
+        if self.cfg.init is not None:  # where G started, by path and content (the SRGAN sr task's SRResNet baseline)
+            meta.update(init=self.cfg.init, init_sha256=self.init_sha256)
         g, d = model_exports(self.cfg.model, self.G, self.D, meta)
         grid = grid_image(*self.family.epoch_grid(self))
         return self.folder.write_exports(epoch, g, d if self.family.trains_discriminator(self.cfg.model) else None,

@@ -219,6 +219,8 @@ def test_the_gan_stage_drops_the_rate_tenfold_for_its_second_half_and_srresnet_k
     train(_train_cfg(model=_cfg(stage="gan"), lr=3e-4), tmp_path / "split", device="cpu", max_steps=1)
     train(_train_cfg(model=_cfg(stage="gan"), lr=3e-4), tmp_path / "split", device="cpu", resume=True)
     assert seen == [(3e-4, 3e-4)] * 2 + [(pytest.approx(3e-5), pytest.approx(3e-5))] * 2
+    with pytest.raises(ConfigError, match="with epochs 2 -> 3: this model's learning rate follows the run's length"):
+        train(_train_cfg(model=_cfg(stage="gan"), lr=3e-4, epochs=3), tmp_path / "split", device="cpu", resume=True)
     seen.clear()
     train(_train_cfg(lr=3e-4), tmp_path / "srresnet", device="cpu")
     assert seen == [(3e-4, 3e-4)] * 4

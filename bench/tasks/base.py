@@ -72,7 +72,8 @@ class Task:
     """A benchmark: typed ``Params``, what it needs, and ``run(ctx, params) -> list[Measurement]``.
 
     Class attributes are the task's declarations, read by the runner, the CLI, the report and the tests:
-    ``needs`` the checkpoint kind it measures, ``default_dataset`` / ``default_split`` the data it reads
+    ``needs`` the checkpoint kind it measures, ``takes`` what that checkpoint's G must take (noise z, or a
+    low-resolution image), ``default_dataset`` / ``default_split`` the data it reads
     when none is given (``default_split`` None: it takes no ``--split``), ``reads_data`` False for tasks
     of a checkpoint alone, ``takes_sources`` for tasks that compare two image sources (``--real`` /
     ``--fake``), ``recipes`` named measured settings of its parameters, ``references`` published numbers,
@@ -91,6 +92,7 @@ class Task:
     summary: ClassVar[str] = ""
     paper: ClassVar[str] = ""  # the paper's section the task reproduces
     needs: ClassVar[str | None] = None  # "discriminator", "generator" or None
+    takes: ClassVar[str] = "z"  # what the checkpoint's G must take (dcgan.models.family.INPUTS): lr for SR tasks
     default_dataset: ClassVar[str | None] = None
     default_split: ClassVar[str | None] = None
     reads_data: ClassVar[bool] = True  # False: the task measures a checkpoint alone (its rows name no data set)
@@ -176,6 +178,7 @@ class RunContext:
     # <results>/<task>/<run_id>: the folder of the files a run writes beside its rows (pictures, CSVs), set
     # by the runner; a re-run overwrites its own files as it replaces its own rows
     artifacts: Path | None = None
+    takes: str = "z"  # what the checkpoints' G take (the task's ``takes``): others are refused on loading
     _nets: dict = field(default_factory=dict)
     _splits: dict = field(default_factory=dict)
 
@@ -202,7 +205,7 @@ class RunContext:
         if path is None:
             raise ConfigError(f"this task needs a {kind} checkpoint: pass --ckpt")
         if (kind, path) not in self._nets:
-            net, cfg, _ = load_net(path, kind)
+            net, cfg, _ = load_net(path, kind, takes=self.takes)
             if self.dataset:
                 check_classes(net.num_classes, self.dataset, get_spec(self.dataset).num_classes, f"checkpoint {path}")
             self._nets[kind, path] = (net.to(self.device), cfg)

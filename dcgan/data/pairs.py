@@ -1,4 +1,5 @@
-"""Low- and high-resolution pairs made on the fly from any data set's images: SRGAN's training data.
+"""Low- and high-resolution pairs: made on the fly from any data set's images (SRGAN's training data),
+and the whole-image pairs of an SR test set (``read_test_folder``).
 
 No data set of the registry is stored as pairs; as in the SRGAN paper (Ledig et al. 2017, section 3.2:
 random 96x96 HR sub-images of ImageNet images, their LR made with a bicubic kernel, factor r = 4), the
@@ -22,14 +23,25 @@ sets are close, not equal.
 """
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dcgan.data.files import image_files, no_images
+from dcgan.data.pixels import decode_image
+from dcgan.errors import DataError
 
-def bicubic(images_u8: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 images (N, C, H, W) resized to ``size`` x ``size`` with the antialiased bicubic kernel
-    (see the module), rounded to uint8."""
-    out = F.interpolate(images_u8.float(), size=(size, size), mode="bicubic", align_corners=False, antialias=True)
+
+def bicubic(images_u8: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """uint8 images (N, C, H, W) resized to ``size`` x ``size`` (or ``size`` = (height, width)) with
+    the antialiased bicubic kernel (see the module), rounded to uint8. Upsampling too: torch's
+    antialiased path keeps Keys' a = -0.5 (PIL's and MATLAB's) where its plain bicubic uses a = -0.75."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    out = F.interpolate(images_u8.float(), size=size, mode="bicubic", align_corners=False, antialias=True)
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -62,3 +74,77 @@ def lr_hr_pairs(images: torch.Tensor, size: int, scale: int, corners: torch.Tens
     """(LR, HR) uint8 batches: the crops of ``images`` at ``corners`` and their bicubic 1/``scale``."""
     hr = crops(images, size, corners)
     return bicubic(hr, size // scale), hr
+
+
+# ---- SR test sets: whole images at their own size --------------------------------------------------
+
+@dataclass(frozen=True)
+class TestPair:
+    """One image of an SR test set: its name, the HR image and its LR, uint8 C x H x W, H and W of the HR
+    ``scale`` times the LR's."""
+
+    name: str
+    hr: torch.Tensor
+    lr: torch.Tensor
+
+
+def mod_crop(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """``image`` (..., H, W) without its last rows and columns past a multiple of ``scale`` (BasicSR's
+    ``mod_crop``: the HR of an LR made by downsampling)."""
+    h, w = image.shape[-2:]
+    return image[..., :h - h % scale, :w - w % scale]
+
+
+def make_pair(name: str, image: torch.Tensor, scale: int) -> TestPair:
+    """The test pair of an HR image: mod-cropped, its LR made by ``bicubic`` (as in training)."""
+    hr = mod_crop(image, scale)
+    return TestPair(name, hr, bicubic(hr[None], (hr.shape[-2] // scale, hr.shape[-1] // scale))[0])
+
+
+def read_test_folder(root: Path, scale: int, channels: int) -> list[TestPair]:
+    """The test pairs of a folder at the images' own sizes (SR test sets are judged at full resolution).
+
+    Two layouts: DIV2K's paired one, ``HR/<name>.png`` beside ``LR_bicubic/X<scale>/<name>x<scale>.png``
+    (or ``<name>.png``), whose LR images are read as they are (MATLAB-made for DIV2K); or any folder of
+    images, searched recursively, each the HR of an LR made here. Named by their path under ``root``."""
+    hr_dir, lr_dir = root / "HR", root / "LR_bicubic" / f"X{scale}"
+    mode = "L" if channels == 1 else "RGB"
+    if not hr_dir.is_dir():
+        return [make_pair(os.path.relpath(p, root), _read(Path(p), mode), scale) for p in _images(root)]
+    if not lr_dir.is_dir():
+        raise DataError(f"{root} holds HR/ but no LR_bicubic/X{scale}/: the paired layout is HR/<name>.png beside "
+                        f"LR_bicubic/X{scale}/<name>x{scale}.png")
+    lows = {}
+    for p in map(Path, _images(lr_dir)):
+        lows[p.stem[:-len(f"x{scale}")] if p.stem.endswith(f"x{scale}") else p.stem] = p
+    pairs = []
+    for p in map(Path, _images(hr_dir)):
+        low = lows.pop(p.stem, None)
+        if low is None:
+            raise DataError(f"HR and LR folders of {root} do not pair up: HR/{p.name} has no LR_bicubic/X{scale}/"
+                            f"{p.stem}x{scale}.png (or {p.stem}.png)")
+        hr, lr = _read(p, mode), _read(low, mode)
+        want = (lr.shape[-2] * scale, lr.shape[-1] * scale)
+        if not (0 <= hr.shape[-2] - want[0] < scale and 0 <= hr.shape[-1] - want[1] < scale):
+            raise DataError(f"{p} is {hr.shape[-2]}x{hr.shape[-1]}: expected {scale} x its LR's "
+                            f"{lr.shape[-2]}x{lr.shape[-1]} = {want[0]}x{want[1]} (up to {scale - 1} more pixels, "
+                            "cropped)")
+        pairs.append(TestPair(f"HR/{p.name}", hr[:, :want[0], :want[1]], lr))
+    if lows:
+        extra = next(iter(lows.values()))
+        raise DataError(f"HR and LR folders of {root} do not pair up: LR_bicubic/X{scale}/{extra.name} has no HR "
+                        "image of its name")
+    return pairs
+
+
+def _images(folder: Path) -> list[str]:
+    paths = image_files(folder)
+    if not paths:
+        raise no_images(folder)
+    return paths
+
+
+def _read(path: Path, mode: str) -> torch.Tensor:
+    """uint8 C x H x W pixels of an image file, decoded in ``mode`` (L or RGB)."""
+    image = torch.from_numpy(np.asarray(decode_image(str(path), str(path), mode)).copy())
+    return image[None] if image.ndim == 2 else image.permute(2, 0, 1).contiguous()
