@@ -161,9 +161,9 @@ def test_sr_on_a_folder_of_photographs_measures_every_method_as_an_independent_c
 
 
 def test_a_gan_run_measures_the_srresnet_it_started_from_and_says_when_it_is_gone(tmp_path):
-    """Stage 1 then stage 2 by the CLI on real digits: the GAN's g.pt records its stage-1 G (path and hash),
+    """Stage 1 then stage 2 by the CLI on the synthetic shapes: the GAN's g.pt records its stage-1 G (path and hash),
     the sr rows hold an srresnet baseline with that checkpoint; once the file changes, the rows say so."""
-    train = ["train", "--model", "srgan", "--dataset", "digits", "--subset", "64", "--image-size", "32",
+    train = ["train", "--model", "srgan", "--dataset", "synthetic", "--subset", "64", "--image-size", "32",
              "--hr-size", "16", "--ngf", "8", "--ndf", "8", "--blocks", "2", "--batch-size", "32", "--device", "cpu",
              "--epochs", "1", "--channels", "3"]
     assert _bench(*train, "--stage", "srresnet", "--out", tmp_path / "one").exit_code == 0
@@ -172,7 +172,7 @@ def test_a_gan_run_measures_the_srresnet_it_started_from_and_says_when_it_is_gon
     stage1 = tmp_path / "one" / "g.pt"
     meta = load_net(tmp_path / "two" / "g.pt", "generator", takes="lr")[2]["meta"]
     assert meta["init"] == str(stage1) and meta["init_sha256"] == fingerprint(stage1)
-    run = ["run", "sr", "--ckpt", tmp_path / "two" / "g.pt", "--dataset", "digits", "--subset", "20", "--device",
+    run = ["run", "sr", "--ckpt", tmp_path / "two" / "g.pt", "--dataset", "synthetic", "--subset", "20", "--device",
            "cpu", "--results", tmp_path / "results"]
     assert _bench(*run).exit_code == 0
     rows = _rows(tmp_path / "results")
@@ -195,7 +195,7 @@ def test_a_gan_run_measures_the_srresnet_it_started_from_and_says_when_it_is_gon
 def test_fid_rows_when_the_set_is_large_enough_equal_an_independent_frechet_distance(tmp_path):
     g = _sr_export(tmp_path / "gan", stage="srresnet")
     weights = write_tiny_weights(tmp_path / "tiny.pt")
-    r = _bench("run", "sr", "--ckpt", g, "--dataset", "digits", "--subset", "40", "--device", "cpu",
+    r = _bench("run", "sr", "--ckpt", g, "--dataset", "synthetic", "--subset", "40", "--device", "cpu",
                "--set", "fid_min_images=40", "--set", "extractor=tiny", "--set", f"inception_weights={weights}",
                "--results", tmp_path / "results")
     assert r.exit_code == 0, r.output
@@ -205,7 +205,7 @@ def test_fid_rows_when_the_set_is_large_enough_equal_an_independent_frechet_dist
     net = TinyExtractor("tiny", ["16"], feature_extractor_weights_path=str(weights))
     from dcgan.data import load_dataset
 
-    hr = load_dataset("digits", "test", image_size=32, channels=3, subset=40, seed=0).images
+    hr = load_dataset("synthetic", "test", image_size=32, channels=3, subset=40, seed=0).images
     lr = bicubic(hr, 8)
     with torch.no_grad():
         a, b = (net(x)[0].double().numpy() for x in (bicubic(lr, 32), hr))

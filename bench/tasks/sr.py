@@ -42,7 +42,7 @@ from bench.tasks.base import TASKS, RunContext, Task, Workload
 from bench.tasks.fid import InceptionParams, checked_extractor, convention
 from dcgan.checkpoint import fingerprint, load_net
 from dcgan.data import get_spec
-from dcgan.data.pairs import TestPair, bicubic, make_pair, read_test_folder
+from dcgan.data.pairs import TestPair, bicubic, check_hr_source, make_pair, read_test_folder
 from dcgan.errors import ConfigError, DataError
 from dcgan.fsutil import atomic_path
 from dcgan.models.srgan import super_resolve
@@ -140,6 +140,7 @@ def _pairs(ctx: RunContext, cfg, border: int) -> list[TestPair]:
         pairs = read_test_folder(Path(ctx.data_root) if ctx.data_root else None, cfg.scale, cfg.nc)
     else:
         data = ctx.split(_split(ctx), cfg.image_size, cfg.nc)
+        check_hr_source(data, cfg.image_size, "the generator's image size")
         pairs = [make_pair(data.item_name(i), data[i][0], cfg.scale) for i in range(len(data))]
     least = smallest_side(border)
     for pair in pairs:

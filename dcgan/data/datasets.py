@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from dcgan.data import pixels
 from dcgan.data.lmdb_env import lmdb_env
-from dcgan.errors import DataError
+from dcgan.errors import DataError, one_line
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -51,6 +52,10 @@ class ImageDataset(torch.utils.data.Dataset):
         self.transform_id = transform_id
         self.keep = keep
         self._data_fingerprint: Callable[[], str] | str = data_fingerprint
+
+    def source_side(self, i: int) -> int:
+        """The short side of image ``i`` as stored, before the pipeline resizes it to ``image_size``."""
+        raise NotImplementedError
 
     @property
     def data_fingerprint(self) -> str:
@@ -80,9 +85,13 @@ class ImageDataset(torch.utils.data.Dataset):
 class TensorImageDataset(ImageDataset):
     """All images in memory as one uint8 tensor N×C×S×S, at the final size and channels."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, **meta):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, *, stored_side: int, **meta):
         super().__init__(channels=images.shape[1], image_size=images.shape[-1], labels=labels, **meta)
         self.images = images
+        self.stored_side = stored_side  # the arrays' short side before resizing
+
+    def source_side(self, i: int) -> int:
+        return self.stored_side
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -113,6 +122,14 @@ class FileImageDataset(ImageDataset):
 
     def item_name(self, i: int) -> str:
         return str(self.items[i])
+
+    def source_side(self, i: int) -> int:
+        source, where = self._source(i)
+        try:
+            with Image.open(source) as image:  # the header alone
+                return min(image.size)
+        except (OSError, SyntaxError, ValueError) as e:
+            raise DataError(f"{where}: cannot read image ({one_line(e)})") from e
 
     def _source(self, i: int) -> tuple[str | io.BytesIO, str]:
         """What PIL opens for item ``i``, and how to name it in an error."""
@@ -154,7 +171,8 @@ class Arrays:
             labels = None if labels is None else labels[keep]
         images = pixels.resize_batch(pixels.to_channels(images, channels or images.shape[1]), image_size)
         transform_id = self.source + pixels.transform_id(image_size, images.shape[1])
-        return TensorImageDataset(images.contiguous(), labels, transform_id=transform_id, keep=keep, **meta)
+        return TensorImageDataset(images.contiguous(), labels, transform_id=transform_id, keep=keep,
+                                  stored_side=min(self.images.shape[-2:]), **meta)
 
     def __len__(self) -> int:
         return self.images.shape[0]

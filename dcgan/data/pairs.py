@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from dcgan.data.files import image_files, no_images
 from dcgan.data.pixels import decode_image
-from dcgan.errors import DataError
+from dcgan.errors import ConfigError, DataError
 
 
 def bicubic(images_u8: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
@@ -74,6 +74,18 @@ def lr_hr_pairs(images: torch.Tensor, size: int, scale: int, corners: torch.Tens
     """(LR, HR) uint8 batches: the crops of ``images`` at ``corners`` and their bicubic 1/``scale``."""
     hr = crops(images, size, corners)
     return bicubic(hr, size // scale), hr
+
+
+def check_hr_source(data, image_size: int, what: str) -> None:
+    """Refuse HR images that would be upscaled: ``data`` loaded at ``image_size`` must not exceed the
+    short side its images are stored at (an SR model learns, and is judged on, the detail of real HR
+    pixels; a resize upwards invents none). Looks at up to 8 images spread over the set (file-backed
+    sets: their headers alone)."""
+    n = len(data)
+    smallest = min(data.source_side(i) for i in sorted({k * (n - 1) // 7 for k in range(8)}))
+    if smallest < image_size:
+        raise ConfigError(f"{what} {image_size}: data set {data.name!r} has images of {smallest} px (short side), "
+                          f"which would be upscaled to be HR images; use {smallest} or less")
 
 
 # ---- SR test sets: whole images at their own size --------------------------------------------------

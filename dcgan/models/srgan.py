@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from dcgan.config import MAX_WIDTH, ModelConfig
-from dcgan.data.pairs import bicubic, centre_corners, lr_hr_pairs, random_corners
+from dcgan.data.pairs import bicubic, centre_corners, check_hr_source, lr_hr_pairs, random_corners
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
 from dcgan.generate import evaluating
@@ -109,6 +109,10 @@ class SRGAN(Family):
         """MSE and PSNR of the batch's SR against its HR; in the gan stage first the adversarial step's
         numbers, D(x) being D(HR) and D(G(z)) D(G(LR))."""
         return ("mse", "psnr") if cfg.stage == "srresnet" else (*super().stats(cfg), "mse", "psnr")
+
+    @classmethod
+    def check_data(cls, cfg: SRGANConfig, data) -> None:
+        check_hr_source(data, cfg.image_size, "--image-size")
 
     @classmethod
     def learning_rate(cls, cfg: SRGANConfig, lr: float, step: int, total: int) -> float:
