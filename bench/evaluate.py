@@ -34,6 +34,7 @@ from dcgan.checkpoint import load_net
 from dcgan.data import get_spec, load_dataset
 from dcgan.errors import DCGANError, NotApplicable, one_line
 from dcgan.generate import default_labels
+from dcgan.models import family_of
 
 INCEPTION_MACS = 5.7e9  # multiply-adds of one Inception-v3 forward at 299 x 299 (Szegedy et al. 2016)
 # without its weights to time it, the estimate prices an Inception image at three times its arithmetic: its
@@ -120,7 +121,7 @@ def _layers(subject: Subject, entry: Entry) -> list[str]:
     """The D layers a per-layer entry probes one by one (``[""]``: one run with the entry's features)."""
     if not entry.per_layer:
         return [""]
-    return list(load_net(subject.path("discriminator"), "discriminator")[0].layer_names)
+    return list(load_net(subject.path("discriminator"), "discriminator", takes=None)[0].layer_names)
 
 
 def _ckpt(subject: Subject, cls) -> Path | None:
@@ -194,9 +195,9 @@ def measure_speed(subject: Subject, device: torch.device, *, precision: str = "f
 
     cfg = subject.model
     images = torch.zeros(batch, cfg.nc, cfg.image_size, cfg.image_size, device=device)
-    z = torch.zeros(batch, cfg.nz, 1, 1, device=device)
-    d = per_image(load_net(subject.d, "discriminator")[0].to(device), images) if subject.d else 0.0
-    g = per_image(load_net(subject.g, "generator")[0].to(device), z) if subject.g else 0.0
+    d = per_image(load_net(subject.d, "discriminator", takes=None)[0].to(device), images) if subject.d else 0.0
+    g = (per_image(load_net(subject.g, "generator", takes=None)[0].to(device),
+                   family_of(cfg).example_input(cfg, batch).to(device)) if subject.g else 0.0)
     a = np.ones((1024, 1024), np.float32)
     a @ a
     t0 = time.perf_counter()
@@ -213,7 +214,7 @@ def sizes(subject: Subject, subset: int | None) -> dict[str, int]:
     cfg = subject.model
     out["pixels"] = cfg.nc * cfg.image_size**2
     out["channels"], out["image_size"] = cfg.nc, cfg.image_size
-    D = load_net(subject.d, "discriminator")[0] if subject.d else None
+    D = load_net(subject.d, "discriminator", takes=None)[0] if subject.d else None
     if D is not None and not D.features_take_labels:  # a D without image features has no feature tasks to price
         from bench.features import LayerSpec
 

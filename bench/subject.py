@@ -62,7 +62,7 @@ class Subject:
         out = {}
         for kind in ("generator", "discriminator"):
             if self.has(kind):
-                net, _, blob = load_net(self.path(kind), kind)
+                net, _, blob = load_net(self.path(kind), kind, takes=None)
                 out[kind] = {"path": str(self.path(kind)), "sha256": fingerprint(self.path(kind)),
                              "parameters": sum(p.numel() for p in net.parameters()), "meta": blob.get("meta", {})}
         return out
@@ -79,7 +79,7 @@ def from_run(folder: str | Path, dataset: str | None = None, data_root: str | No
         raise CheckpointError(f"run folder {folder} holds no g.pt or d.pt: expected a bench train --out folder "
                               "with at least one finished epoch")
     train = _train_config(folder)
-    model = load_net(g or d, "generator" if g else "discriminator")[1]
+    model = load_net(g or d, "generator" if g else "discriminator", takes=None)[1]
     ckpt_dir = folder / "ckpt"
     has_epochs = ckpt_dir.is_dir() and any(_EPOCH.fullmatch(p.name) for p in ckpt_dir.iterdir())
     return Subject(name or folder.resolve().name, g, d, model, dataset or train.get("dataset", ""),
@@ -92,7 +92,8 @@ def from_checkpoints(g: str | Path | None, d: str | Path | None, dataset: str | 
     """A G and/or a D from anywhere (pytorch/examples' files included); their sizes must agree."""
     if g is None and d is None:
         raise ConfigError("bench evaluate needs a run folder, or --g and/or --d checkpoints")
-    nets = {kind: load_net(path, kind)[:2] for kind, path in (("generator", g), ("discriminator", d)) if path}
+    nets = {kind: load_net(path, kind, takes=None)[:2] for kind, path in (("generator", g), ("discriminator", d))
+            if path}
     configs = {kind: cfg for kind, (_, cfg) in nets.items()}
     if len(configs) == 2:
         gc, dc = configs["generator"], configs["discriminator"]

@@ -151,12 +151,14 @@ def checkpoint_config(blob: dict, path) -> ModelConfig:
         raise CheckpointError(f"checkpoint {path}: {e}") from None
 
 
-def load_net(path: str | os.PathLike, kind: str, *, takes: str = "z") -> tuple[torch.nn.Module, ModelConfig, dict]:
+def load_net(path: str | os.PathLike, kind: str, *, takes: str | None = "z"
+             ) -> tuple[torch.nn.Module, ModelConfig, dict]:
     """Rebuild G or D (``kind``) from a generator/discriminator export, a training checkpoint or a
     pytorch/examples state dict. Returns (net in eval mode, config, the whole checkpoint dict).
 
     ``takes``: what the caller feeds a G of this model (``dcgan.models.family.INPUTS``); a checkpoint of
-    a family whose G takes anything else is ``NotApplicable``."""
+    a family whose G takes anything else is ``NotApplicable``; None: any family (for callers that ask the
+    family what its G takes, as ``bench evaluate`` does)."""
     if kind not in _STATE_KEY:
         raise ValueError(f"kind {kind!r} not in {tuple(_STATE_KEY)}")
     blob = read_checkpoint(path)
@@ -167,7 +169,7 @@ def load_net(path: str | os.PathLike, kind: str, *, takes: str = "z") -> tuple[t
         raise CheckpointError(f"checkpoint {path} holds a {found}, expected a {kind} (or a training checkpoint)")
     config = checkpoint_config(blob, path)
     family = family_of(config)
-    if family.generator_input != takes:
+    if takes is not None and family.generator_input != takes:
         raise NotApplicable(f"checkpoint {path} is of model family {family.name!r}, whose generator takes "
                             f"{_takes(family.generator_input)}: this needs a model whose generator takes {_takes(takes)}")
     net = build_net(kind, config)

@@ -39,6 +39,10 @@ class ModelConfig(Params):
     image_size: int = param(64, "image side in pixels, the size the data set is loaded at", low=1)
     nc: Literal[1, 3] = param(3, "image channels: 1 grey, 3 RGB")
 
+    def describe(self) -> str:
+        """The nets in one line, for the report card (each family says more)."""
+        return f"{self.image_size}x{self.image_size} px, {self.nc} channel(s)"
+
     def to_dict(self) -> dict:
         """The fields and the family's name; ``dcgan.models.config_from_dict`` reads it back."""
         return {"family": self.family, **dataclasses.asdict(self)}
@@ -54,6 +58,11 @@ class DCGANConfig(ModelConfig):
     ndf: int = param(64, "discriminator width", low=1, high=MAX_WIDTH)
     arch: Literal[ARCHS] = param("dcgan", "the network family, see ARCHS")
     z_dist: Literal[Z_DISTS] = param("normal", "paper: uniform; pytorch/examples and most reproductions: normal")
+
+    def describe(self) -> str:
+        """The nets in one line, for the report card."""
+        return (f"{self.arch}: {self.image_size}x{self.image_size} px, {self.nc} channel(s), z of {self.nz} "
+                f"({self.z_dist}), G width ngf {self.ngf}, D width ndf {self.ndf}")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -28,9 +28,7 @@ def model(card) -> Section:
     nets = s.checkpoints()
     facts = [["given", str(s.run_dir) if s.run_dir else ", ".join(f"{k} {v['path']}" for k, v in nets.items()),
               "bench evaluate's arguments"],
-             ["architecture", f"{cfg.arch}: {cfg.image_size}x{cfg.image_size} px, {cfg.nc} channel(s), z of "
-                              f"{cfg.nz} ({cfg.z_dist}), G width ngf {cfg.ngf}, D width ndf {cfg.ndf}",
-              "the checkpoints' config"],
+             ["architecture", cfg.describe(), "the checkpoints' config"],
              ["model family", _family(cfg), "the checkpoints' config"]]
     for kind, info in nets.items():
         facts.append([f"{kind} parameters", f"{info['parameters']:,}", info["path"]])

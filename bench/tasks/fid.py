@@ -143,6 +143,13 @@ class Fid(Task):
                                           "(Improved Techniques for Training GANs)"),
     )
 
+    def check(self, ctx: RunContext, p: FidParams) -> None:
+        """A --ckpt must hold generators of z (an SR generator draws no samples): its first one is loaded
+        now, so that one is refused before any work (``bench evaluate`` skips the task with that note)."""
+        if ctx.ckpt is not None:
+            first = generator_checkpoints(ctx.ckpt)[0][1] if ctx.ckpt.is_dir() else ctx.ckpt
+            load_net(first, "generator")
+
     def run(self, ctx: RunContext, p: FidParams) -> list[Measurement]:
         from bench import fidelity  # imports torch-fidelity: only runs of this task pay for it
         from bench.weights import has_logits

@@ -120,6 +120,11 @@ class Family:
         return z, None, None
 
     @classmethod
+    def example_input(cls, cfg: ModelConfig, n: int) -> torch.Tensor:
+        """``n`` inputs of G's shape (zeros), for timing it: z for a GAN of z."""
+        return torch.zeros(n, cfg.nz, 1, 1)
+
+    @classmethod
     def epoch_grid(cls, t: "Trainer") -> tuple[torch.Tensor, int | None]:
         """The images (in [-1, 1]) of the run's per-epoch sample grid and its tiles a row (None: a
         square): G's samples of a z fixed by the run's seed (``grid``). A function of the seed and G's

@@ -70,9 +70,11 @@ class SRGANConfig(ModelConfig):
             raise ConfigError(f"parameter hr_size={self.hr_size}: expected at most image_size={self.image_size}, "
                               "the side the training images are loaded at")
 
-    @property
-    def lr_size(self) -> int:
-        return self.hr_size // self.scale
+    def describe(self) -> str:
+        """The nets in one line, for the report card."""
+        return (f"SRResNet x{self.scale}, {self.blocks} residual blocks of width {self.ngf}; VGG-style D of width "
+                f"{self.ndf}; {self.hr_size} px HR crops of {self.image_size} px images, {self.nc} channel(s); stage "
+                f"{self.stage}, content loss {self.content_loss}")
 
 
 @torch.no_grad()
@@ -109,6 +111,12 @@ class SRGAN(Family):
         """MSE and PSNR of the batch's SR against its HR; in the gan stage first the adversarial step's
         numbers, D(x) being D(HR) and D(G(z)) D(G(LR))."""
         return ("mse", "psnr") if cfg.stage == "srresnet" else (*super().stats(cfg), "mse", "psnr")
+
+    @classmethod
+    def example_input(cls, cfg: SRGANConfig, n: int) -> torch.Tensor:
+        """LR images of the training images' side over the scale: what the sr task feeds G for a data set."""
+        side = max(1, cfg.image_size // cfg.scale)
+        return torch.zeros(n, cfg.nc, side, side)
 
     @classmethod
     def check_data(cls, cfg: SRGANConfig, data) -> None:
