@@ -194,9 +194,10 @@ def measure_speed(subject: Subject, device: torch.device, *, precision: str = "f
 
     cfg = subject.model
     images = torch.zeros(batch, cfg.nc, cfg.image_size, cfg.image_size, device=device)
-    z = torch.zeros(batch, cfg.nz, 1, 1, device=device)
     d = per_image(load_net(subject.d, "discriminator")[0].to(device), images) if subject.d else 0.0
-    g = per_image(load_net(subject.g, "generator")[0].to(device), z) if subject.g else 0.0
+    # a G is one of z (a subject's G is loaded so), but a D alone may be of a family without a z
+    g = per_image(load_net(subject.g, "generator")[0].to(device),
+                  torch.zeros(batch, cfg.nz, 1, 1, device=device)) if subject.g else 0.0
     a = np.ones((1024, 1024), np.float32)
     a @ a
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from collections import defaultdict
 from bench.evaluate import Step, duration
 from bench.report.doc import Figure, Gallery, Heading, Note, Paragraph, Section, Table, mean_cell, source_text
 from bench.tasks.fid import spaced
-from dcgan.config import DCGANConfig
+from dcgan.config import DCGANConfig, ModelConfig
 
 PROBE_MODELS = (("trained-d", "trained D"), ("random-d", "random-init D (same architecture)"),
                 ("raw-pixels", "raw pixels"))
@@ -28,9 +28,7 @@ def model(card) -> Section:
     nets = s.checkpoints()
     facts = [["given", str(s.run_dir) if s.run_dir else ", ".join(f"{k} {v['path']}" for k, v in nets.items()),
               "bench evaluate's arguments"],
-             ["architecture", f"{cfg.arch}: {cfg.image_size}x{cfg.image_size} px, {cfg.nc} channel(s), z of "
-                              f"{cfg.nz} ({cfg.z_dist}), G width ngf {cfg.ngf}, D width ndf {cfg.ndf}",
-              "the checkpoints' config"],
+             ["architecture", _architecture(cfg), "the checkpoints' config"],
              ["model family", _family(cfg), "the checkpoints' config"]]
     for kind, info in nets.items():
         facts.append([f"{kind} parameters", f"{info['parameters']:,}", info["path"]])
@@ -52,9 +50,19 @@ def model(card) -> Section:
     return Section("model", "The model", [Table(["what", "value", "from"], facts)])
 
 
-def _family(cfg: DCGANConfig) -> str:
-    """The family's name and the settings it adds to the DCGAN's, e.g. ``cdcgan: num_classes 10, g_cond cbn, ...``."""
-    shared = {f.name for f in dataclasses.fields(DCGANConfig)}
+def _architecture(cfg: ModelConfig) -> str:
+    """The image size and channels, and a GAN of z's arch, z and widths (another family's settings are
+    all in its ``_family`` row)."""
+    size = f"{cfg.image_size}x{cfg.image_size} px, {cfg.nc} channel(s)"
+    if not isinstance(cfg, DCGANConfig):
+        return size
+    return f"{cfg.arch}: {size}, z of {cfg.nz} ({cfg.z_dist}), G width ngf {cfg.ngf}, D width ndf {cfg.ndf}"
+
+
+def _family(cfg: ModelConfig) -> str:
+    """The family's name and the settings ``_architecture`` does not show, e.g. ``cdcgan: num_classes 10, g_cond
+    cbn, ...`` or ``srgan: scale 4, hr_size 96, blocks 16, ...``."""
+    shared = {f.name for f in dataclasses.fields(DCGANConfig if isinstance(cfg, DCGANConfig) else ModelConfig)}
     own = [f"{f.name} {getattr(cfg, f.name)}" for f in dataclasses.fields(cfg) if f.name not in shared]
     return cfg.family + (f": {', '.join(own)}" if own else "")
 
