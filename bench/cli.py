@@ -12,12 +12,10 @@ from pathlib import Path
 import click
 
 from bench.cli_cache import cache
+from bench.cli_sample import sample
 from bench.cli_train import train
 from bench.cli_weights import weights
 from dcgan.errors import DCGANError
-
-
-SAMPLE_BATCH = 256  # images `bench sample` draws at a time (`bench run`'s default --batch-size)
 
 
 class UserError(click.ClickException):
@@ -48,75 +46,6 @@ def main():
     Then:         bench train --dataset fashion-mnist --data-root PATH --image-size 32 --epochs 5
                   bench list                  (data sets and benchmark tasks)
     """
-
-
-@main.command()
-@click.option("--ckpt", type=click.Path(dir_okay=False), required=True, help="A generator (g.pt) or training checkpoint.")
-@click.option("--samples", "n", type=click.IntRange(1), default=64, show_default=True,
-              help="How many samples (a conditional G without --class: at least this many, a row per class).")
-@click.option("--class", "label", type=click.IntRange(0), default=None,
-              help="A conditional G: draw every sample at this class (0 to classes - 1).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
-              help="PNG grid; the z vectors go beside it as <out>.z.pt (a conditional G's classes as <out>.labels.pt).")
-@click.option("--numbers/--no-numbers", default=True, show_default=True,
-              help="Draw each tile's index (its row in <out>.z.pt) on it, to pick samples for vector-arithmetic.")
-def sample(ckpt, n, label, seed, device, out, numbers):
-    """Draw samples from a generator into a PNG grid (and save their z).
-
-    \b
-    The numbered tiles name samples for the vector-arithmetic task, e.g.
-      bench sample --ckpt g.pt --samples 64 --out grid.png
-      bench run vector-arithmetic --ckpt g.pt --set z=grid.png.z.pt \\
-          --set concept_a=3,9,17 --set concept_b=5,11,40 --set concept_c=2,8,30
-
-    \b
-    A conditional generator (bench train --model cdcgan) draws one row per class, each column one z
-    at every class; --class K draws every sample at class K:
-      bench sample --ckpt runs/fmnist-cgan/g.pt --out classes.png
-      bench sample --ckpt runs/fmnist-cgan/g.pt --class 7 --out sneakers.png
-    """
-    import math
-
-    import torch
-
-    from bench.pictures import numbered_sheet
-    from dcgan.checkpoint import load_net
-    from dcgan.device import resolve_device
-    from dcgan.errors import NotApplicable
-    from dcgan.fsutil import atomic_path, writable_folder
-    from dcgan.generate import class_rows, generate
-    from dcgan.nets import sample_z
-    from dcgan.train import save_grid
-
-    writable_folder(Path(out).parent, "output folder")
-    dev = resolve_device(device)
-    G, cfg, _ = load_net(ckpt, "generator")
-    classes, columns = G.num_classes, None
-    if label is not None and not classes:
-        raise NotApplicable(f"--class {label}: generator {ckpt} is unconditional, it draws no classes")
-    generator = torch.Generator().manual_seed(seed)
-    if classes and label is None:  # a grid of one row per class, column j the same z throughout
-        columns = math.ceil(n / classes)
-        z, labels = class_rows(sample_z(columns, cfg, generator), classes)
-    else:
-        z = sample_z(n, cfg, generator)
-        labels = torch.full((n,), label) if classes else None
-    x = generate(G.to(dev), z, batch_size=SAMPLE_BATCH, device=dev, labels=labels)
-    if numbers:
-        numbered_sheet(x, out, columns=columns)
-    else:
-        save_grid(x, out, nrow=columns)
-    with atomic_path(f"{out}.z.pt") as tmp:
-        torch.save(z, tmp)
-    what = f"{len(x)} samples"
-    if classes:
-        with atomic_path(f"{out}.labels.pt") as tmp:
-            torch.save(labels, tmp)
-        what = (f"{classes} classes x {columns} samples, a row per class" if label is None
-                else f"{len(x)} samples of class {label}") + f"; classes in {out}.labels.pt"
-    click.echo(f"wrote {out} ({what}) and {out}.z.pt")
 
 
 def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -345,6 +274,7 @@ def quickstart(out, epochs, device, seed, results_dir):
 
 
 main.add_command(cache)
+main.add_command(sample)
 main.add_command(train)
 main.add_command(weights)
 

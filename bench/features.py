@@ -12,6 +12,9 @@ extraction (a cumulative average over one pass, no gradient), as the authors' co
 A conditional discriminator whose projection or class head sits on top of label-free features
 serves as well as a DCGAN's; one that takes the label at every layer (``features_take_labels``) has
 no features of an image alone, and every use of its features is refused (``LayerSpec.resolve``).
+An SRGAN's D (``dcgan.models.srgan_nets``) is read the same way: its eight convolutions, ``conv1`` ...
+``conv8``; a map smaller than the grid (``conv8`` of a 32 px image is 2 x 2) is pooled to the grid by
+repeating its cells, as ``adaptive_max_pool2d`` does, so every D of a config has one feature size.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from bench.cache import cap_from_env, prune
 from dcgan.device import autocast
 from dcgan.errors import ConfigError, NotApplicable
 from dcgan.fsutil import atomic_path, atomic_write_bytes, cache_dir, mark_used
-from dcgan.nets import Discriminator
+from dcgan.nets import FeatureTaps
 
 FEATURES_VERSION = 1  # bump when extraction changes the numbers: old cache entries are then ignored
 POOLS = ("max", "avg")
@@ -66,7 +69,7 @@ class LayerSpec:
         s = f"{'+'.join(self.layers) or 'all'}/{self.pool}{self.grid}"
         return s + ("/bn-train" if self.bn == "train" else "")
 
-    def resolve(self, D: Discriminator) -> tuple[str, ...]:
+    def resolve(self, D: FeatureTaps) -> tuple[str, ...]:
         """The concrete layer names for ``D``; unknown names, or a D without features of an image alone,
         are a one-line error."""
         require_image_features(D)
@@ -76,11 +79,11 @@ class LayerSpec:
                               f"this discriminator has {', '.join(D.layer_names)}")
         return self.layers or D.layer_names
 
-    def dims(self, D: Discriminator) -> int:
+    def dims(self, D: FeatureTaps) -> int:
         return sum(D.feature_channels[n] for n in self.resolve(D)) * self.grid ** 2
 
 
-def require_image_features(D: Discriminator) -> None:
+def require_image_features(D: FeatureTaps) -> None:
     """Refuse a discriminator whose feature maps depend on a class label as well as on the image: fed
     the true label they would hand a probe the answer, fed any other they describe another input."""
     if D.features_take_labels:
@@ -110,7 +113,7 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reestimate_batchnorm(D: Discriminator, dataset, device: torch.device, batch_size: int = 256,
+def reestimate_batchnorm(D: FeatureTaps, dataset, device: torch.device, batch_size: int = 256,
                          precision: str = "fp32") -> None:
     """Replace D's batch-norm running statistics by their average over ``dataset`` (one pass through D's
     feature layers, which hold every batch norm of D)."""
@@ -130,7 +133,7 @@ def reestimate_batchnorm(D: Discriminator, dataset, device: torch.device, batch_
 
 
 @torch.no_grad()
-def extract_features(D: Discriminator, dataset, spec: LayerSpec, device: torch.device,
+def extract_features(D: FeatureTaps, dataset, spec: LayerSpec, device: torch.device,
                      batch_size: int = 256, precision: str = "fp32", out: np.ndarray | None = None) -> np.ndarray:
     """Pooled, flattened, concatenated activations of ``spec``'s layers: float32 (N, dims).
 

@@ -8,10 +8,11 @@ classes; a config without a family, as files written before families existed hol
 pytorch/examples' raw ``netG_epoch_N.pth`` / ``netD_epoch_N.pth`` state dicts, whose sizes are read
 off the weight shapes.
 
-A net is loaded for a caller that says what its G must take (``load_net``'s ``takes``: z, by default,
-or a low-resolution image): a checkpoint of a family whose G takes the other, generator or
-discriminator export alike, is refused in one line (``NotApplicable``), so a super-resolution GAN never
-reaches code that feeds its G noise.
+A generator is loaded for a caller that says what it feeds it (``load_net``'s ``takes``: z, by
+default, or a low-resolution image, or both for a caller that serves either): a G of a family whose G
+takes anything else is refused in one line (``NotApplicable``), so a super-resolution G never reaches
+code that feeds it noise. A discriminator judges images whatever its family's G takes (a linear
+probe reads an SRGAN's D as a DCGAN's), so it loads for every caller.
 
 ``read_checkpoint`` checks a file's structure before anyone uses it (its version, the keys its kind
 must hold and their types, a valid config), so a foreign, damaged or newer file is a one-line
@@ -151,29 +152,32 @@ def checkpoint_config(blob: dict, path) -> ModelConfig:
         raise CheckpointError(f"checkpoint {path}: {e}") from None
 
 
-def load_net(path: str | os.PathLike, kind: str, *, takes: str | None = "z"
+def load_net(path: str | os.PathLike, kind: str, *, takes: str | tuple[str, ...] | None = "z"
              ) -> tuple[torch.nn.Module, ModelConfig, dict]:
     """Rebuild G or D (``kind``) from a generator/discriminator export, a training checkpoint or a
     pytorch/examples state dict. Returns (net in eval mode, config, the whole checkpoint dict).
 
-    ``takes``: what the caller feeds a G of this model (``dcgan.models.family.INPUTS``); a checkpoint of
-    a family whose G takes anything else is ``NotApplicable``; None: any family (for callers that ask the
-    family what its G takes, as ``bench evaluate`` does)."""
+    ``takes``: what the caller feeds a G, one or several of ``dcgan.models.family.INPUTS``; a generator
+    of a family whose G takes anything else is ``NotApplicable``; None: any family (for callers that ask
+    the family what its G takes, as ``bench evaluate`` does). A discriminator loads for any caller."""
     if kind not in _STATE_KEY:
         raise ValueError(f"kind {kind!r} not in {tuple(_STATE_KEY)}")
     blob = read_checkpoint(path)
-    if blob.get("format") != FORMAT:
-        return _load_examples(path, blob, kind)
-    found = blob.get("kind")
-    if found not in (kind, "training"):
-        raise CheckpointError(f"checkpoint {path} holds a {found}, expected a {kind} (or a training checkpoint)")
-    config = checkpoint_config(blob, path)
+    if blob.get("format") == FORMAT:
+        found = blob.get("kind")
+        if found not in (kind, "training"):
+            raise CheckpointError(f"checkpoint {path} holds a {found}, expected a {kind} (or a training checkpoint)")
+        config, state = checkpoint_config(blob, path), blob[_STATE_KEY[kind]]
+    else:
+        config, state, blob = _examples(path, blob, kind)
     family = family_of(config)
-    if takes is not None and family.generator_input != takes:
+    accepted = (takes,) if isinstance(takes, str) else takes
+    if kind == "generator" and accepted is not None and family.generator_input not in accepted:
         raise NotApplicable(f"checkpoint {path} is of model family {family.name!r}, whose generator takes "
-                            f"{_takes(family.generator_input)}: this needs a model whose generator takes {_takes(takes)}")
+                            f"{_takes(family.generator_input)}: this needs a model whose generator takes "
+                            f"{' or '.join(map(_takes, accepted))}")
     net = build_net(kind, config)
-    _load_state(net, blob[_STATE_KEY[kind]], path)
+    _load_state(net, state, path)
     return net.eval(), config, blob
 
 
@@ -193,9 +197,10 @@ def _takes(what: str) -> str:
 _EXAMPLES_KEY = re.compile(r"(?:module\.)?main\.(\d+)\.\w+")
 
 
-def _load_examples(path, sd: dict, kind: str) -> tuple[torch.nn.Module, DCGANConfig, dict]:
-    """pytorch/examples' dcgan saves bare state dicts with keys ``main.<i>.<param>`` (``module.``
-    in front when the net was wrapped in DataParallel)."""
+def _examples(path, sd: dict, kind: str) -> tuple[DCGANConfig, dict, dict]:
+    """(config read off the weight shapes, state dict, a header like our files') of a pytorch/examples
+    file: its dcgan saves bare state dicts with keys ``main.<i>.<param>`` (``module.`` in front when the
+    net was wrapped in DataParallel)."""
     if not sd or not all(isinstance(k, str) and _EXAMPLES_KEY.fullmatch(k) and isinstance(v, torch.Tensor)
                          for k, v in sd.items()):
         raise CheckpointError(f"checkpoint {path} is neither a dcgan-bench checkpoint nor a pytorch/examples state dict")
@@ -218,9 +223,7 @@ def _load_examples(path, sd: dict, kind: str) -> tuple[torch.nn.Module, DCGANCon
             config = DCGANConfig(image_size=4 * 2 ** n_up, nc=nc, ndf=ndf)
     except ConfigError as e:
         raise CheckpointError(f"checkpoint {path}: the sizes read off its weights are no DCGAN's ({e})") from None
-    net = build_net(kind, config)
-    _load_state(net, sd, path)
-    return net.eval(), config, {"format": "pytorch-examples", "kind": kind, "config": config.to_dict()}
+    return config, sd, {"format": "pytorch-examples", "kind": kind, "config": config.to_dict()}
 
 
 _EPOCH_GENERATOR = re.compile(r"epoch(\d+)_g\.pt|netG_epoch_(\d+)\.pth")

@@ -6,7 +6,7 @@ from torch import nn
 
 from dcgan.checkpoint import export_models, fingerprint, load_net, save_checkpoint
 from dcgan.config import DCGANConfig
-from dcgan.errors import CheckpointError
+from dcgan.errors import CheckpointError, NotApplicable
 from dcgan.nets import Discriminator, Generator
 
 
@@ -103,6 +103,9 @@ def test_pytorch_examples_state_dicts_load_with_sizes_read_off_the_weights(tmp_p
     assert torch.allclose(torch.sigmoid(D(x)), netD(x).flatten(), atol=1e-6)
     with pytest.raises(CheckpointError, match="pytorch/examples generator, expected a discriminator"):
         load_net(tmp_path / "netG_epoch_24.pth", "discriminator")
+    # its G is a DCGAN's, of z: refused where an image is fed to G (an SRGAN run's --init), as our exports are
+    with pytest.raises(NotApplicable, match="family 'dcgan', whose generator takes noise z .* a low-resolution image"):
+        load_net(tmp_path / "netG_epoch_24.pth", "generator", takes="lr")
 
 
 def _without(blob, key):

@@ -192,6 +192,29 @@ def test_a_gan_run_measures_the_srresnet_it_started_from_and_says_when_it_is_gon
     assert note == f"none: {stage1} has changed since the run started from it"
 
 
+def test_bench_evaluate_on_an_srgan_run_measures_sr_and_the_probe_and_skips_the_gan_of_z_tasks(tmp_path):
+    """Stage 1 then stage 2 on the synthetic shapes, then bench evaluate on the GAN's run folder: sr runs with
+    the run's SRResNet baseline, the probe on its D, and every task needing a G of z is skipped with the line
+    that says why; the card shows the sr table and crops.png."""
+    train = ["train", "--model", "srgan", "--dataset", "synthetic", "--image-size", "32", "--hr-size", "16",
+             "--ngf", "8", "--ndf", "8", "--blocks", "2", "--batch-size", "64", "--device", "cpu", "--epochs", "1"]
+    assert _bench(*train, "--stage", "srresnet", "--out", tmp_path / "one").exit_code == 0
+    assert _bench(*train, "--stage", "gan", "--init", tmp_path / "one" / "g.pt", "--out", tmp_path / "two").exit_code == 0
+    suite = tmp_path / "suite.toml"
+    suite.write_text('[[task]]\nname = "sr"\nsubset = 20\n\n[[task]]\nname = "svm"\nsubset = 200\n\n'
+                     '[[task]]\nname = "latent-walk"\n\n[[task]]\nname = "fid"\nparams = { samples = 40 }\n')
+    r = _bench("evaluate", tmp_path / "two", "--suite", suite, "--device", "cpu", "--results", tmp_path / "results")
+    assert r.exit_code == 0, r.output
+    for task in ("latent-walk", "fid"):
+        assert f"{task}: skipped: checkpoint " in r.output and "whose generator takes a low-resolution image" in r.output
+    rows = _rows(tmp_path / "results")
+    assert sorted(set(rows.model)) == ["bicubic", "nearest", "srgan", "srresnet"]
+    probe = pd.read_csv(tmp_path / "results" / "svm.csv")
+    assert {"trained-d"} <= set(probe.model) and probe.value.between(0, 1).all()
+    card = (tmp_path / "results" / "report" / "two" / "index.html").read_text()
+    assert "SRResNet x4, 2 residual blocks of width 8" in card and "crops.png" in card and "psnr" in card
+
+
 def test_fid_rows_when_the_set_is_large_enough_equal_an_independent_frechet_distance(tmp_path):
     g = _sr_export(tmp_path / "gan", stage="srresnet")
     weights = write_tiny_weights(tmp_path / "tiny.pt")

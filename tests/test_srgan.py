@@ -1,8 +1,8 @@
 """SRGAN: the nets' shapes and sub-pixel shuffle against known answers, D's named features at two patch
 sizes, the LR/HR pairs against an independent interpolation, the two training stages (pixel MSE falls;
 the gan stage starts from a stage-1 G and refuses another), exact resume, bf16 channels-last, the sample
-grid, what checkpoints record, and one-line errors for bad settings and for SRGAN checkpoints where a
-GAN of z is needed."""
+grid, what checkpoints record, and one-line errors for bad settings and for SRGAN generators where a
+G of z is needed (the probe on its D and `bench sample` super-resolving: tests/test_srgan_bench.py)."""
 import csv
 
 import pytest
@@ -325,12 +325,16 @@ def test_bench_train_runs_both_stages_and_checkpoints_record_family_scale_blocks
     (["train", "--scale", "4", "--dataset", "digits"], "model family 'dcgan' has no setting scale"),
     ([*TRAIN, "--stage", "gan", "--init", "{sr_x2}"], "its generator upscales x2, this run's upscales x4"),
     (["train", "--dataset", "digits", "--init", "{sr_g}"], "whose generator takes a low-resolution image (srgan)"),
-    (["sample", "--ckpt", "{sr_g}"], "is of model family 'srgan', whose generator takes a low-resolution image"),
-    (["run", "svm", "--ckpt", "{sr_d}", "--dataset", "digits"], "this needs a model whose generator takes noise z"),
+    (["sample", "--ckpt", "{sr_g}", "--samples", "8"], "(model family 'srgan') super-resolves images; that option is "
+                                                       "for a generator that draws samples from noise z"),
     (["run", "fid", "--ckpt", "{sr_g}", "--dataset", "digits"], "is of model family 'srgan'"),
-    (["evaluate", "--g", "{sr_g}", "--d", "{sr_d}", "--dataset", "digits"], "is of model family 'srgan'"),
+    (["run", "latent-walk", "--ckpt", "{sr_g}", "--dataset", "digits"],
+     "this needs a model whose generator takes noise z"),
+    (["run", "memorisation", "--ckpt", "{sr_g}", "--dataset", "digits"], "is of model family 'srgan'"),
 ])
 def test_bad_input_and_srgan_checkpoints_where_a_gan_of_z_is_needed_are_one_line_exit_2(tmp_path, args, expected):
+    """Only the SRGAN's G is refused, where a G of z is needed: its D serves the probe (`bench run svm` on this D
+    succeeds in tests/test_srgan_bench.py)."""
     paths = {"sr_x2": _stage1(tmp_path / "x2", scale=2, hr_size=16)}
     paths["sr_g"], paths["sr_d"] = export_models(tmp_path / "sr", _cfg(), build_net("generator", _cfg()),
                                                  build_net("discriminator", _cfg()))

@@ -3,8 +3,9 @@ checkpoints of every model family.
 
 The list comes from the registry, so a new task without smoke parameters, or one that does not run
 through the command line on a tiny checkpoint, fails here. A task that does not apply to a family
-(vector-arithmetic on a conditional GAN, say; every task that reads a checkpoint on an SRGAN, whose G
-takes an image, not z) refuses its checkpoints in one line, before any work, and runs on another family's.
+(vector-arithmetic on a conditional GAN, say; every task of a G on an SRGAN, whose G takes an image, not
+z) refuses its checkpoints in one line, before any work, and runs on another family's. A task of a D runs
+on every family's D.
 """
 import json
 import sys
@@ -77,6 +78,8 @@ def test_every_task_runs_end_to_end_with_its_smoke_parameters(name, tmp_path, mo
     assert TASKS.get(name).smoke, f"task {name!r} declares no smoke parameters"
     ran = [family for family, config in MODELS.items() if _runs(name, tmp_path / family, monkeypatch, config)]
     assert ran, f"task {name!r} refused every family's checkpoints"
+    if TASKS.get(name).needs == "discriminator":  # features of an image: a projection c-GAN's D and an SRGAN's too
+        assert ran == list(MODELS), f"task {name!r} of a D refused the D of {sorted(set(MODELS) - set(ran))}"
 
 
 def _runs(name, tmp_path, monkeypatch, config) -> bool:

@@ -75,12 +75,13 @@ def test_run_folder_and_exact_resume(tmp_path, model):
     _assert_same({f"G.{k}": v for k, v in G.state_dict().items()},
                  {f"G.{k}": v for k, v in straight.G.state_dict().items()})
 
-    # 1 epoch, stop, resume to 2 epochs: identical weights (SRGAN's GAN stage, whose learning rate drops
-    # halfway through the run, stops after 1 epoch of 2: its schedule follows the run's epochs)
-    if family_of(model).learning_rate(model, 1.0, 3, 3) == 1.0:
-        train(_cfg(epochs=1, model=model), tmp_path / "split", device="cpu")
+    # 1 epoch, stop, resume to 2 epochs: identical weights. SRGAN's gan stage drops its rate for the second half
+    # of the run's epochs, so a 1-epoch run has another schedule (dcgan/models/srgan.py): it stops after the first
+    # epoch of the 2-epoch run instead
+    if model is TINY_SR:
+        train(_cfg(epochs=2, model=model), tmp_path / "split", device="cpu", max_steps=steps // 2)
     else:
-        train(_cfg(epochs=2, model=model), tmp_path / "split", device="cpu", max_steps=3)
+        train(_cfg(epochs=1, model=model), tmp_path / "split", device="cpu")
     resumed = train(_cfg(epochs=2, model=model), tmp_path / "split", device="cpu", resume=True)
     _assert_same(_weights(straight), _weights(resumed))
 

@@ -30,10 +30,11 @@ from dcgan.device import describe_device
 from dcgan.fsutil import atomic_path
 
 TITLES = {"representation": "Representation", "generation": "Generation", "classes": "Classes",
-          "learning": "Learning, not memorising", "data": "Data", "other": "Other tasks"}
+          "learning": "Learning, not memorising", "super-resolution": "Super-resolution", "data": "Data",
+          "other": "Other tasks"}
 # the sections with a builder of their own; any other gets sections.generic
 BUILDERS = {"representation": sections.representation, "generation": sections.generation,
-            "classes": classes.classes, "learning": sections.learning}
+            "classes": classes.classes, "learning": sections.learning, "super-resolution": sections.super_resolution}
 
 
 class Card:

@@ -14,7 +14,7 @@ from collections import defaultdict
 from bench.evaluate import Step, duration
 from bench.report.doc import Figure, Gallery, Heading, Note, Paragraph, Section, Table, mean_cell, source_text
 from bench.tasks.fid import spaced
-from dcgan.config import DCGANConfig
+from dcgan.config import DCGANConfig, ModelConfig
 
 PROBE_MODELS = (("trained-d", "trained D"), ("random-d", "random-init D (same architecture)"),
                 ("raw-pixels", "raw pixels"))
@@ -50,9 +50,10 @@ def model(card) -> Section:
     return Section("model", "The model", [Table(["what", "value", "from"], facts)])
 
 
-def _family(cfg: DCGANConfig) -> str:
-    """The family's name and the settings it adds to the DCGAN's, e.g. ``cdcgan: num_classes 10, g_cond cbn, ...``."""
-    shared = {f.name for f in dataclasses.fields(DCGANConfig)}
+def _family(cfg: ModelConfig) -> str:
+    """The family's name and the settings its config adds to the shared ones, e.g. ``cdcgan: num_classes 10, g_cond
+    cbn, ...`` or ``srgan: scale 4, hr_size 96, blocks 16, ...``."""
+    shared = {f.name for f in dataclasses.fields(DCGANConfig if isinstance(cfg, DCGANConfig) else ModelConfig)}
     own = [f"{f.name} {getattr(cfg, f.name)}" for f in dataclasses.fields(cfg) if f.name not in shared]
     return cfg.family + (f": {', '.join(own)}" if own else "")
 
@@ -249,6 +250,33 @@ def learning(card, steps: list[Step]) -> list:
     return [Paragraph("Paper, section 6: does the generator learn what the data looks like, or copy training "
                       "images? Smooth latent walks and samples no nearer to the training images than new real "
                       "images are say it learns.")] + generic(card, steps)
+
+
+SR_METHODS = ("nearest", "bicubic", "srresnet", "srgan")
+
+
+def super_resolution(card, steps: list[Step]) -> list:
+    """Per sr run: one line per method (PSNR, SSIM, FID when measured) and the crops side by side."""
+    blocks = [Paragraph("Each method upsamples the same low-resolution images; PSNR and SSIM on the Y channel with "
+                        "a border of the scale cropped (higher is closer to the HR pixels), FID of the SR images "
+                        "against the HR images (lower looks more like them). The GAN trades PSNR for realism: "
+                        "SRResNet should lead in PSNR, the GAN in FID and in the sharpness of its crops.")]
+    for step in steps:
+        blocks.append(Heading(_heading(step)))
+        rows = card.rows(step)
+        if not rows:
+            blocks.append(Note(f"Not measured: {step.note or step.status}."))
+            continue
+        csv_name = step.planned.table.name
+        present = [m for m in SR_METHODS if any(r["model"] == m for r in rows)]
+        table = [[m, *(mean_cell(rows, csv_name, step.run_id, metric, model=m) for metric in ("psnr", "ssim", "fid")),
+                  source_text(csv_name, step.run_id)] for m in present]
+        blocks.append(Table(["method", "PSNR (dB)", "SSIM", "FID", "rows"], table))
+        for name, caption in step.planned.task_cls.pictures.items():
+            src = card.artifact(step, name)
+            if src:
+                blocks.append(Figure(src, caption))
+    return blocks
 
 
 def generic(card, steps: list[Step]) -> list:

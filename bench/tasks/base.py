@@ -9,7 +9,11 @@ Checkpoints of every model family (``dcgan.models``) come through the same conte
 net what it holds (``num_classes``: 0 for an unconditional GAN; ``features_take_labels`` for a D)
 and, in ``check``, says clearly when it does not apply (``NotApplicable``). A conditional G draws
 class-balanced samples unless the task asks for classes (``RunContext.generate``), and a conditional
-checkpoint is refused with a data set of another number of classes (``RunContext.net``).
+checkpoint is refused with a data set of another number of classes (``RunContext.net``). A G is
+loaded as one of z (an SRGAN's, which upsamples images, is refused in one line); a D of every family
+serves the feature tasks alike, its data loaded at its config's ``image_size``: the side its training
+images were loaded at (an SRGAN's D learned on crops of them, and judges any size), so the probe sees
+things at the scale D learned them.
 """
 from __future__ import annotations
 
@@ -25,12 +29,12 @@ from bench.features import FeatureCache, LayerSpec, extract_features, pixel_feat
 from bench.params import build
 from bench.results import Measurement
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
-from dcgan.config import DCGANConfig
+from dcgan.config import ModelConfig
 from dcgan.data import get_spec, load_dataset
 from dcgan.errors import ConfigError, DataError, NotApplicable
 from dcgan.generate import default_labels, generate
 from dcgan.models import build_net, check_classes
-from dcgan.nets import Discriminator
+from dcgan.nets import FeatureTaps
 from dcgan.params import Params
 from dcgan.registry import Registry
 
@@ -234,7 +238,7 @@ class RunContext:
         if get_spec(self.dataset).num_classes is None:
             raise DataError(f"data set {self.dataset!r} has no labels: this task needs a labelled data set")
 
-    def labels(self, split: str, cfg: DCGANConfig) -> np.ndarray:
+    def labels(self, split: str, cfg: ModelConfig) -> np.ndarray:
         self.require_labels()
         return self.split(split, cfg.image_size, cfg.nc).labels.numpy()
 
@@ -263,7 +267,7 @@ class RunContext:
             lambda out: extract_features(self.discriminator(model, spec, d_ckpt), data, spec, self.device,
                                          self.batch_size, self.precision, out=out))
 
-    def discriminator(self, model: str, spec: LayerSpec = LayerSpec(), d_ckpt: Path | None = None) -> Discriminator:
+    def discriminator(self, model: str, spec: LayerSpec = LayerSpec(), d_ckpt: Path | None = None) -> FeatureTaps:
         """The checkpoint's D (trained-d) or one of its architecture freshly initialised from the run's
         seed (random-d), its batch-norm statistics re-estimated when ``spec`` says bn-train."""
         trained, cfg = self.net("discriminator", d_ckpt)
@@ -281,7 +285,7 @@ class RunContext:
         return D
 
 
-def _copy(D: Discriminator) -> Discriminator:
+def _copy(D: FeatureTaps) -> FeatureTaps:
     clone = build_net("discriminator", D.cfg).to(next(D.parameters()).device)
     clone.load_state_dict(D.state_dict())
     return clone.eval()

@@ -32,7 +32,7 @@ from bench.features import require_image_features, to_uint8
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task, Workload
 from dcgan.errors import ConfigError
-from dcgan.nets import Discriminator
+from dcgan.nets import FeatureTaps
 from dcgan.params import Params, param
 
 MODELS = ("trained-d", "random-d")
@@ -70,7 +70,7 @@ class GuidedLeakyReLU(nn.Module):
         return _GuidedLeakyReLU.apply(x, self.slope)
 
 
-def guided(D: Discriminator) -> Discriminator:
+def guided(D: FeatureTaps) -> FeatureTaps:
     """A copy of ``D`` whose (Leaky)ReLUs backpropagate the guided way; same forward values."""
     out = copy.deepcopy(D)
     for i, module in enumerate(out.main):
@@ -79,7 +79,7 @@ def guided(D: Discriminator) -> Discriminator:
     return out
 
 
-def guided_map(guided_D: Discriminator, image: torch.Tensor, layer: str, channel: int) -> torch.Tensor:
+def guided_map(guided_D: FeatureTaps, image: torch.Tensor, layer: str, channel: int) -> torch.Tensor:
     """The gradient (C, H, W) of ``channel``'s largest unit of ``layer`` with respect to ``image``
     (C, H, W, in [-1, 1]), backpropagated through ``guided_D`` (a ``guided`` copy of D)."""
     x = image[None].clone().requires_grad_(True)
@@ -89,7 +89,7 @@ def guided_map(guided_D: Discriminator, image: torch.Tensor, layer: str, channel
 
 
 @torch.no_grad()
-def responses(D: Discriminator, images: torch.Tensor, layer: str, batch_size: int) -> torch.Tensor:
+def responses(D: FeatureTaps, images: torch.Tensor, layer: str, batch_size: int) -> torch.Tensor:
     """(N, channels): each feature's largest value over ``layer``'s locations, per image."""
     return torch.cat([D.forward_intermediates(x, [layer])[layer].flatten(2).amax(2) for x in images.split(batch_size)])
 

@@ -30,9 +30,10 @@ differs through these hooks, and the trainer stays the same for every family:
 - ``adam``: the paper's learning rate and beta1, the training defaults;
 - ``learning_rate``: the rate at a step of the run (SRGAN's GAN stage drops it tenfold halfway);
 - ``check_init``: which G exports a run may start from (``TrainConfig.init``);
-- ``generator_input``: what G takes, ``z`` or a low-resolution image (``lr``); a checkpoint is loaded
-  only by a caller that asked for its input (``dcgan.checkpoint.load_net``), so a super-resolution G is
-  refused in one line where a G of z is needed.
+- ``generator_input``: what G takes, ``z`` or a low-resolution image (``lr``); a generator is loaded
+  only by a caller that feeds it that (``dcgan.checkpoint.load_net``), so a super-resolution G is
+  refused in one line where a G of z is needed, and ``bench sample`` draws from z or super-resolves
+  images as it says. Every family's D judges images, and serves every task of a D alike.
 """
 from __future__ import annotations
 
