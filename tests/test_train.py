@@ -75,8 +75,12 @@ def test_run_folder_and_exact_resume(tmp_path, model):
     _assert_same({f"G.{k}": v for k, v in G.state_dict().items()},
                  {f"G.{k}": v for k, v in straight.G.state_dict().items()})
 
-    # 1 epoch, stop, resume to 2 epochs: identical weights
-    train(_cfg(epochs=1, model=model), tmp_path / "split", device="cpu")
+    # 1 epoch, stop, resume to 2 epochs: identical weights. SRGAN's gan stage drops its rate halfway through the
+    # run's epochs, so a run extended from 1 to 2 drops it elsewhere: its first part is the 2-epoch run stopped
+    if model is TINY_SR:
+        train(_cfg(epochs=2, model=model), tmp_path / "split", device="cpu", max_steps=straight.steps_per_epoch)
+    else:
+        train(_cfg(epochs=1, model=model), tmp_path / "split", device="cpu")
     resumed = train(_cfg(epochs=2, model=model), tmp_path / "split", device="cpu", resume=True)
     _assert_same(_weights(straight), _weights(resumed))
 
