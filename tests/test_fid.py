@@ -218,7 +218,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, args, expected):
 ])
 def test_inputs_are_checked_before_the_weights_are_looked_for(tmp_path, args, expected, monkeypatch):
     """No Inception weights anywhere (offline): a bad input is named, not "could not download"."""
-    from bench.weights import WEIGHTS_ENV
+    from dcgan.weights import WEIGHTS_ENV
 
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
     g, d = tiny_checkpoints(tmp_path / "ckpt", nc=1)
@@ -344,7 +344,7 @@ def test_conversion_maps_every_layer_and_marks_the_missing_classifier(random_inc
 
 
 def test_weights_resolution_order_and_offline_message(tmp_path, monkeypatch):
-    from bench.weights import WEIGHTS_ENV, WeightsError, converted_weights_path, resolve_weights
+    from dcgan.weights import WEIGHTS_ENV, WeightsError, converted_weights_path, resolve_weights
 
     mine, env = tmp_path / "mine.pth", tmp_path / "env.pth"
     mine.write_bytes(b"x")
