@@ -46,9 +46,16 @@ def _model_options(f):
               help="srgan: side of the HR training crops, a multiple of --scale, at most --image-size (default 96).")
 @click.option("--blocks", type=int, default=None, help="srgan: G's residual blocks (default 16).")
 @click.option("--stage", default=None, metavar="STAGE",
-              help="srgan: srresnet (default; G alone on the pixel MSE) or gan (G and D; start G from an srresnet "
-                   "run with --init).")
-@click.option("--content-loss", default=None, metavar="LOSS", help="srgan: G's content loss: mse (the only one yet).")
+              help="srgan: srresnet (default; G alone on the content loss) or gan (G and D; start G from an "
+                   "srresnet run with --init).")
+@click.option("--content-loss", default=None, metavar="LOSS",
+              help="srgan, either stage: G's content loss, one of\n\n\b\n"
+                   "mse        pixel MSE (the default)\n"
+                   "vgg19      the paper's VGG54, VGG-19 conv5_4\n"
+                   "inception  not the paper's: Inception's stem\n\n"
+                   "vgg19: torchvision downloads its ImageNet weights into torch's hub cache once; inception: the FID "
+                   "Inception's Conv2d_4a map, its weights FID's (offline: `bench weights inception`). They need "
+                   "--hr-size 16 (vgg19) or 19 (inception) or more.")
 @click.option("--init", type=click.Path(dir_okay=False), default=None,
               help="Start G from this generator export (g.pt) instead of random weights; srgan: the gan stage "
                    "from an srresnet run (same scale, channels, width and blocks).")

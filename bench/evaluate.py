@@ -29,12 +29,12 @@ from bench.run import PlannedRun, RunResult, execute, has_rows, plan
 from bench.subject import Subject
 from bench.suite import Entry, Suite
 from bench.tasks.base import TASKS, Workload
-from bench.weights import WeightsError
 from dcgan.checkpoint import load_net
 from dcgan.data import get_spec, load_dataset
 from dcgan.errors import DCGANError, NotApplicable, one_line
 from dcgan.generate import default_labels
 from dcgan.models import family_of
+from dcgan.weights import WeightsError
 
 INCEPTION_MACS = 5.7e9  # multiply-adds of one Inception-v3 forward at 299 x 299 (Szegedy et al. 2016)
 # without its weights to time it, the estimate prices an Inception image at three times its arithmetic: its
@@ -170,7 +170,7 @@ def _per_image(net, x, repeats: int, **inputs) -> float:
 def time_inception(device: torch.device, precision: str, batch: int = 8, repeats: int = 2) -> float | None:
     """Seconds per image of the FID's Inception at ``precision`` (the fast forward the fid task runs), or
     None when its weights are not on this machine (timing must not start a download)."""
-    from bench.weights import local_weights
+    from dcgan.weights import local_weights
 
     weights = local_weights()
     if weights is None:

@@ -27,7 +27,6 @@ from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExt
 
 from bench.features import feature_key, to_uint8
 from dcgan.registry import Registry
-from bench.weights import resolve_weights
 from dcgan.checkpoint import fingerprint
 from dcgan.config import DCGANConfig
 from dcgan.data import ImageDataset
@@ -35,6 +34,7 @@ from dcgan.device import autocast
 from dcgan.fsutil import cache_dir, mark_used
 from dcgan.generate import default_labels, generate
 from dcgan.nets import sample_z
+from dcgan.weights import resolve_weights
 
 CACHE_VERSION = 1  # bump when the real side's features would change under the same cache-key fields
 ROW_NAMES = {  # torch-fidelity's result keys -> our metric names, one result row each

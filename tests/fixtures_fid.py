@@ -1,4 +1,5 @@
-"""A small feature extractor standing in for the 87 MB Inception in CI, registered as ``tiny``.
+"""A small feature extractor standing in for the 87 MB Inception in CI, registered as ``tiny``; and
+torch-fidelity's Inception with random weights, for the code that reads Inception's own layers.
 
 It has Inception's interface in torch-fidelity (uint8 Bx3xHxW in; pooled features and unbiased
 logits out; built from a weights file, whose hash keys the cache and whose NaN ``fc`` means "no
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -67,3 +69,26 @@ def write_tiny_weights(path: Path, seed: int = 0, logits: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return path
+
+
+def write_random_inception(path: Path) -> dict:
+    """torch-fidelity's InceptionV3 with random weights and batch-norm statistics, saved at ``path`` as a
+    weights file: built from the class's own initialisation, so nothing is downloaded. Returns its state."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(fe, "load_state_dict_from_url", lambda *a, **k: None)
+    mp.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *a, **k: None)
+    try:
+        net = fe.FeatureExtractorInceptionV3("random", ["2048"])
+    finally:
+        mp.undo()
+    g = torch.Generator().manual_seed(0)
+    for bn in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.weight.data = torch.empty_like(bn.weight).uniform_(0.5, 1.5, generator=g)
+        bn.bias.data = torch.randn(bn.bias.shape, generator=g) * 0.1
+        bn.running_mean.copy_(torch.randn(bn.running_mean.shape, generator=g) * 0.1)
+        bn.running_var.copy_(torch.empty_like(bn.running_var).uniform_(0.5, 2.0, generator=g))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), path)
+    return net.state_dict()

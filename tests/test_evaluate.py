@@ -350,8 +350,9 @@ def test_the_estimate_prices_inception_by_its_timing_when_there_is_one(monkeypat
     """A timed Inception replaces the arithmetic price; without local weights nothing is timed (or downloaded)."""
     import torch
 
-    from bench import evaluate, weights
+    from bench import evaluate
     from bench.tasks.base import Workload
+    from dcgan import weights
 
     work = Workload(g_images=0, inception_images=1000)
     priced = evaluate.Speed(d=0.0, g=0.0, flops=1e11)

@@ -11,7 +11,6 @@ import scipy.linalg
 import torch
 from click.testing import CliRunner
 from PIL import Image
-from torch import nn
 
 from bench.cli import main
 from bench.report import summarize, to_markdown
@@ -21,7 +20,7 @@ from dcgan.config import DCGANConfig
 from dcgan.data import load_dataset
 from dcgan.errors import CheckpointError
 from dcgan.nets import Discriminator, Generator
-from fixtures_fid import TINY_CONVENTION, TinyExtractor, write_tiny_weights
+from fixtures_fid import TINY_CONVENTION, TinyExtractor, write_random_inception, write_tiny_weights
 from fixtures_tasks import tiny_checkpoints
 
 ALL_ROWS = {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "f_score"}
@@ -218,7 +217,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, args, expected):
 ])
 def test_inputs_are_checked_before_the_weights_are_looked_for(tmp_path, args, expected, monkeypatch):
     """No Inception weights anywhere (offline): a bad input is named, not "could not download"."""
-    from bench.weights import WEIGHTS_ENV
+    from dcgan.weights import WEIGHTS_ENV
 
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
     g, d = tiny_checkpoints(tmp_path / "ckpt", nc=1)
@@ -249,26 +248,8 @@ def test_report_shows_the_published_inception_scores_beside_cifar10_rows():
 
 @pytest.fixture(scope="module")
 def random_inception(tmp_path_factory) -> tuple:
-    """torch-fidelity's InceptionV3 with random weights and batch-norm statistics, saved as a weights
-    file: built from the class's own initialisation, so nothing is downloaded."""
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(fe, "load_state_dict_from_url", lambda *a, **k: None)
-    mp.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *a, **k: None)
-    try:
-        net = fe.FeatureExtractorInceptionV3("random", ["2048"])
-    finally:
-        mp.undo()
-    g = torch.Generator().manual_seed(0)
-    for bn in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
-        bn.weight.data = torch.empty_like(bn.weight).uniform_(0.5, 1.5, generator=g)
-        bn.bias.data = torch.randn(bn.bias.shape, generator=g) * 0.1
-        bn.running_mean.copy_(torch.randn(bn.running_mean.shape, generator=g) * 0.1)
-        bn.running_var.copy_(torch.empty_like(bn.running_var).uniform_(0.5, 2.0, generator=g))
     path = tmp_path_factory.mktemp("inception") / "random.pth"
-    torch.save(net.state_dict(), path)
-    return path, net.state_dict()
+    return path, write_random_inception(path)
 
 
 @pytest.mark.parametrize("side", [28, 32, 64, 299, 320])
@@ -344,7 +325,7 @@ def test_conversion_maps_every_layer_and_marks_the_missing_classifier(random_inc
 
 
 def test_weights_resolution_order_and_offline_message(tmp_path, monkeypatch):
-    from bench.weights import WEIGHTS_ENV, WeightsError, converted_weights_path, resolve_weights
+    from dcgan.weights import WEIGHTS_ENV, WeightsError, converted_weights_path, resolve_weights
 
     mine, env = tmp_path / "mine.pth", tmp_path / "env.pth"
     mine.write_bytes(b"x")

@@ -260,7 +260,7 @@ def test_the_sample_grid_shows_bicubic_sr_and_hr_for_fixed_images(tmp_path):
     ({"hr_size": 64}, "parameter hr_size=64: expected at most image_size=32, the side the training images are"),
     ({"blocks": 0}, "parameter blocks=0: expected an integer in [1, 256]"),
     ({"stage": "vgg"}, "parameter stage='vgg': expected one of srresnet, gan"),
-    ({"content_loss": "vgg19"}, "parameter content_loss='vgg19': expected one of mse"),
+    ({"content_loss": "vgg"}, "parameter content_loss='vgg': expected one of mse, vgg19, inception"),
 ])
 def test_bad_settings_are_one_line_errors(kwargs, expected):
     with pytest.raises(ConfigError) as e:

@@ -274,7 +274,7 @@ def _samples(ctx: RunContext, p: FidParams, path: Path):
 
 def _choose_metrics(asked: tuple[str, ...], weights: Path, logits: bool) -> tuple[str, ...]:
     """The metrics to compute; IS only with a real classifier layer, never from placeholder weights."""
-    from bench.weights import WeightsError
+    from dcgan.weights import WeightsError
 
     if not asked:
         if not logits:

@@ -30,6 +30,7 @@ differs through these hooks, and the trainer stays the same for every family:
 - ``adam``: the paper's learning rate and beta1, the training defaults;
 - ``learning_rate``: the rate at a step of the run (SRGAN's GAN stage drops it tenfold halfway);
 - ``check_init``: which G exports a run may start from (``TrainConfig.init``);
+- ``frozen``: pretrained nets the step uses but never trains (SRGAN's content-loss network);
 - ``generator_input``: what G takes, ``z`` or a low-resolution image (``lr``); a generator is loaded
   only by a caller that feeds it that (``dcgan.checkpoint.load_net``), so a super-resolution G is
   refused in one line where a G of z is needed, and ``bench sample`` draws from z or super-resolves
@@ -102,6 +103,13 @@ class Family:
             raise ConfigError(f"--init {path}: its generator is not this model's ({diff})")
 
     @classmethod
+    def frozen(cls, cfg: ModelConfig) -> dict[str, nn.Module]:
+        """Pretrained nets a step of ``cfg`` uses but never trains, by name (SRGAN's content-loss network;
+        none here). The trainer builds them once, freezes them (no gradients, eval mode), moves them to its
+        device as ``t.frozen`` and never saves them: their weights come from their own files."""
+        return {}
+
+    @classmethod
     def configure(cls, spec: "DatasetSpec", **values) -> ModelConfig:
         """The config for training on data set ``spec`` with ``values`` (a setting the family does not
         have is a one-line error naming the family)."""
@@ -154,16 +162,16 @@ class Family:
         batch's fakes are drawn at too)."""
         real = to_unit(real_u8, t.cfg.channels_last)
         z = sample_z(real.shape[0], t.cfg.model, t.noise, t.device)
-        return cls.adversarial_step(t, real, lambda: t.G_train(z, labels=labels), labels)[0]
+        return cls.adversarial_step(t, real, lambda: t.G_train(z, labels=labels), labels)
 
     @classmethod
     def adversarial_step(cls, t: "Trainer", real: torch.Tensor, make_fake: Callable[[], torch.Tensor],
                          labels: torch.Tensor | None = None, *, content: Callable[[torch.Tensor], torch.Tensor]
-                         | None = None, weight: float = 1.0) -> tuple[dict[str, float], torch.Tensor | None]:
+                         | None = None, weight: float = 1.0) -> dict[str, float]:
         """D then G, the DCGAN paper's step (pytorch/examples'): D on ``real`` (target 1) and on the fakes
         ``make_fake()`` draws under autocast (target 0); then G against D on the same fakes (target 1).
-        G's loss is ``weight`` times that, plus ``content(fakes)`` when given (SRGAN's content loss).
-        Returns the numbers logged (``Family.stats``' five) and the content loss (None without one)."""
+        G's loss is ``weight`` times that, plus ``content(fakes)`` when given (SRGAN's content loss, which
+        keeps its own numbers). Returns the numbers logged (``Family.stats``' five)."""
         n = real.shape[0]
         ones = torch.ones(n, device=t.device)
         zeros = torch.zeros(n, device=t.device)
@@ -199,7 +207,7 @@ class Family:
             "d_x": torch.sigmoid(out_real.float()).mean().item(),
             "d_g_z1": torch.sigmoid(out_fake.float()).mean().item(),
             "d_g_z2": torch.sigmoid(out_g.float()).mean().item(),
-        }, extra
+        }
 
 
 def to_unit(images_u8: torch.Tensor, channels_last: bool) -> torch.Tensor:

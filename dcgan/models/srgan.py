@@ -12,9 +12,13 @@ has the paper's two stages, a config setting (``stage``) so that a checkpoint sa
 
 Adam with lr 1e-4 and betas (0.9, 0.999) in both (paper, section 3.2); the GAN stage lowers the rate
 tenfold for its second half, as the paper does (1e-4 for 10^5 updates, then 1e-5 for 10^5:
-``learning_rate``). The half is of the run's ``epochs``: a run resumed with more epochs moves it. The content loss is pixel MSE only
-(``content_loss``: ``mse``, the paper's SRResNet-MSE and SRGAN-MSE); its VGG feature losses, the
-paper's best-looking results, need VGG-19 weights and are not implemented.
+``learning_rate``). The half is of the run's ``epochs``: a run resumed with more epochs moves it.
+
+The content loss (``content_loss``, either stage: the paper trains SRResNet-VGG54 too) is the pixel MSE
+(``mse``, the paper's SRResNet-MSE and SRGAN-MSE), the paper's VGG54 feature loss (``vgg19``), or the
+same idea on the FID Inception's features (``inception``, not the paper's); ``dcgan.models.content_loss``
+says how each is computed and why. A feature loss's run logs it as ``content``, beside the pixel MSE
+and PSNR every run logs.
 
 Every 8-bit batch is cropped and downsampled on the device: crop positions are drawn from the run's
 noise generator, so a resumed run crops exactly as an uninterrupted one. Each epoch's sample grid shows
@@ -34,13 +38,13 @@ from dcgan.data.pairs import bicubic, centre_corners, check_hr_source, lr_hr_pai
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
 from dcgan.generate import evaluating
+from dcgan.models.content_loss import CONTENT_LOSSES, MIN_SIDE, content_loss
 from dcgan.models.family import Family, register_family, to_unit
 from dcgan.models.srgan_nets import SRDiscriminator, SRResNet
 from dcgan.params import param
 
 SCALES = (2, 4, 8)
 STAGES = ("srresnet", "gan")
-CONTENT_LOSSES = ("mse",)  # the place for the paper's vgg22/vgg54 feature losses
 ADVERSARIAL_WEIGHT = 1e-3  # paper, section 2.2: the perceptual loss
 LR_DROP = 0.1  # paper, section 3.2: 1e-4, then 1e-5 for the GAN's second half
 GRID_IMAGES = 8  # rows of the per-epoch grid
@@ -60,7 +64,9 @@ class SRGANConfig(ModelConfig):
     ndf: int = param(64, "D's first width, doubled every two convolutions (paper: 64)", low=1, high=MAX_WIDTH)
     stage: Literal[STAGES] = param("srresnet", "srresnet: G alone on the content loss; gan: G and D, content loss "
                                                "plus 1e-3 x adversarial loss")
-    content_loss: Literal[CONTENT_LOSSES] = param("mse", "G's content loss: mse (pixel MSE)")
+    content_loss: Literal[CONTENT_LOSSES] = param("mse", "G's content loss: mse (pixel MSE); vgg19 (the paper's VGG54: "
+                                                         "MSE of VGG-19's conv5_4 features / 12.75); inception (not "
+                                                         "the paper's: the same on the FID Inception's Conv2d_4a map)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,6 +75,9 @@ class SRGANConfig(ModelConfig):
         if self.hr_size > self.image_size:
             raise ConfigError(f"parameter hr_size={self.hr_size}: expected at most image_size={self.image_size}, "
                               "the side the training images are loaded at")
+        if self.hr_size < MIN_SIDE[self.content_loss]:
+            raise ConfigError(f"parameter hr_size={self.hr_size}: expected at least {MIN_SIDE[self.content_loss]} "
+                              f"with content_loss={self.content_loss} (a smaller crop has no feature map left)")
 
     def describe(self) -> str:
         """The nets in one line, for the report card."""
@@ -108,9 +117,16 @@ class SRGAN(Family):
 
     @classmethod
     def stats(cls, cfg: SRGANConfig) -> tuple[str, ...]:
-        """MSE and PSNR of the batch's SR against its HR; in the gan stage first the adversarial step's
-        numbers, D(x) being D(HR) and D(G(z)) D(G(LR))."""
-        return ("mse", "psnr") if cfg.stage == "srresnet" else (*super().stats(cfg), "mse", "psnr")
+        """The content loss if it is a feature loss (``content``), then the pixel MSE and PSNR of the batch's
+        SR against its HR; in the gan stage first the adversarial step's numbers, D(x) being D(HR) and
+        D(G(z)) D(G(LR))."""
+        own = ("mse", "psnr") if cfg.content_loss == "mse" else ("content", "mse", "psnr")
+        return own if cfg.stage == "srresnet" else (*super().stats(cfg), *own)
+
+    @classmethod
+    def frozen(cls, cfg: SRGANConfig) -> dict[str, torch.nn.Module]:
+        """The content loss, a pretrained feature net for ``vgg19`` and ``inception`` (``content_loss``)."""
+        return {"content": content_loss(cfg.content_loss)}
 
     @classmethod
     def example_input(cls, cfg: SRGANConfig, n: int) -> torch.Tensor:
@@ -152,26 +168,40 @@ class SRGAN(Family):
     def step(cls, t, lr_u8: torch.Tensor, hr_u8: torch.Tensor) -> dict[str, float]:
         """One step: G alone on the content loss (srresnet), or D then G (gan)."""
         lr, hr = to_unit(lr_u8, t.cfg.channels_last), to_unit(hr_u8, t.cfg.channels_last)
-        cfg = t.cfg.model
-        if cfg.stage == "gan":
-            stats, content = cls.adversarial_step(t, hr, lambda: t.G_train(lr), weight=ADVERSARIAL_WEIGHT,
-                                                  content=lambda sr: cls.content(cfg, sr, hr))
+        numbers: dict[str, float] = {}
+
+        def content(sr: torch.Tensor) -> torch.Tensor:
+            loss = cls.content(t, sr, hr)
+            numbers.update(cls.content_stats(t.cfg.model, loss, sr, hr))
+            return loss
+
+        if t.cfg.model.stage == "gan":
+            stats = cls.adversarial_step(t, hr, lambda: t.G_train(lr), weight=ADVERSARIAL_WEIGHT, content=content)
         else:
             t.optG.zero_grad(set_to_none=True)
             with autocast(t.device, t.cfg.precision):
                 sr = t.G_train(lr)
-            content = cls.content(cfg, sr, hr)
-            content.backward()
+            content(sr).backward()
             t.optG.step()
             t.step += 1
             stats = {}
-        mse = content.item()
-        return {**stats, "mse": mse, "psnr": psnr(mse)}
+        return {**stats, **numbers}
 
     @classmethod
-    def content(cls, cfg: SRGANConfig, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        """G's content loss (``content_loss``), in float32: the pixel MSE."""
-        return F.mse_loss(sr.float(), hr)
+    def content(cls, t, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """G's content loss (``content_loss``): the trainer's frozen loss module, its net under the run's
+        autocast precision, the loss in float32."""
+        with autocast(t.device, t.cfg.precision):
+            return t.frozen["content"](sr, hr)
+
+    @staticmethod
+    def content_stats(cfg: SRGANConfig, loss: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        """The numbers a step logs of its content: a feature loss's value, the pixel MSE and its PSNR."""
+        if cfg.content_loss == "mse":
+            mse = loss.item()
+            return {"mse": mse, "psnr": psnr(mse)}
+        mse = F.mse_loss(sr.detach().float(), hr).item()
+        return {"content": loss.item(), "mse": mse, "psnr": psnr(mse)}
 
     @classmethod
     def epoch_grid(cls, t) -> tuple[torch.Tensor, int]:
