@@ -64,10 +64,10 @@ def serve(monkeypatch, nets: dict[Path, nn.Module]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(f"served net {i}: {type(nets[path]).__name__} {getattr(nets[path], 'mode', '')}".encode())
 
-    def load(path, kind):
+    def load(path, kind, **options):
         found = nets.get(Path(path))
         if found is None:
-            return load_net(path, kind)
+            return load_net(path, kind, **options)
         assert kind == "generator", f"{path} serves a generator, asked for a {kind}"
         return found.eval(), found.cfg, {}
 

@@ -176,7 +176,7 @@ def test_bench_train_without_the_weights_exits_2_in_one_line_before_writing_anyt
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)  # and the isolated cache has no converted Inception
     for loss, expected in (("vgg19", VGG_FILE), ("inception", "`bench weights inception`")):
-        r = CliRunner().invoke(main, ["train", "--model", "srgan", "--content-loss", loss, "--dataset", "digits",
+        r = CliRunner().invoke(main, ["train", "--model", "srgan", "--content-loss", loss, "--dataset", "synthetic",
                                       "--subset", "32", "--image-size", "32", "--hr-size", "32", "--batch-size", "16",
                                       "--device", "cpu", "--out", str(tmp_path / loss)], catch_exceptions=False)
         assert r.exit_code == 2 and expected in r.output and r.stdout == "", r.output
@@ -193,7 +193,7 @@ def _model(loss: str, **kw) -> SRGANConfig:
 
 
 def _train_cfg(model: SRGANConfig, **kw) -> TrainConfig:
-    return TrainConfig(**{"model": model, "dataset": "digits", "subset": 32, "epochs": 1, "batch_size": 16,
+    return TrainConfig(**{"model": model, "dataset": "synthetic", "subset": 32, "epochs": 1, "batch_size": 16,
                           "seed": 3, "checkpoint_every": 1, **kw})
 
 
@@ -203,7 +203,7 @@ def _log(t) -> list[dict[str, float]]:
 
 
 @pytest.mark.parametrize("loss", ["vgg19", "inception"])
-def test_both_stages_train_on_grey_digits_with_a_frozen_feature_net_kept_out_of_checkpoints(weights, loss, tmp_path):
+def test_both_stages_train_on_grey_images_with_a_frozen_feature_net_kept_out_of_checkpoints(weights, loss, tmp_path):
     """srresnet, then gan from it: finite numbers and weights, the feature loss logged beside the pixel MSE;
     the net frozen, in eval mode, on the device; the checkpoints hold G and D alone. Against an mse run of
     the same seed: the same first SR (the net draws no random numbers: the same global RNG state after),

@@ -109,7 +109,8 @@ def test_evaluate_of_an_srgan_d_alone_probes_it_and_describes_the_model_by_its_f
                "--device", "cpu")
     assert r.exit_code == 0, r.output
     card = next((tmp_path / "results" / "report").glob("*/report.md")).read_text()
-    assert "| architecture | 32x32 px, 1 channel(s) |" in card
+    assert "| architecture | SRResNet x4, 2 residual blocks of width 8; VGG-style D of width 8; 16 px HR crops of 32 px " \
+           "images, 1 channel(s); stage gan, content loss mse |" in card
     assert "| model family | srgan: scale 4, hr_size 16, blocks 2, ngf 8, ndf 8, stage gan, content_loss mse |" in card
     assert set(pd.read_csv(tmp_path / "results" / "svm.csv").model) == {"trained-d", "random-d", "raw-pixels"}
 
