@@ -12,8 +12,8 @@ import math
 import re
 
 from bench.evaluate import Step
-from bench.report.doc import Figure, Heading, Note, Paragraph, Table, mean_cell, source_text
-from bench.report.sections import _heading
+from bench.report.doc import Figure, Paragraph, Table, mean_cell, source_text
+from bench.report.sections import per_run
 
 CAS_MODELS = (  # the rows' model, what the classifier was trained on, the per-class table's column
     ("generator", "this generator's samples, at the labels they were drawn at", "this generator"),
@@ -26,16 +26,9 @@ _CLASS_METRIC = re.compile(r"(?:accuracy|fid)_class_(\d+)")
 
 
 def classes(card, steps: list[Step]) -> list:
-    blocks = [Paragraph("A conditional generator is asked for a class. Does its image show that class (the class grid, "
-                        "CAS), and does each class look and vary like the real class (intra-FID)?")]
-    for step in steps:
-        blocks.append(Heading(_heading(step)))
-        rows = card.rows(step)
-        if not rows:
-            blocks.append(Note(f"Not measured: {step.note or step.status}."))
-            continue
-        blocks += BUILDERS[step.task](card, step, rows)
-    return blocks
+    return [Paragraph("A conditional generator is asked for a class. Does its image show that class (the class grid, "
+                      "CAS), and does each class look and vary like the real class (intra-FID)?")
+            ] + per_run(card, steps, lambda card, step, rows: BUILDERS[step.task](card, step, rows))
 
 
 def _class_grid(card, step: Step, rows: list[dict]) -> list:

@@ -255,27 +255,38 @@ def learning(card, steps: list[Step]) -> list:
 SR_METHODS = ("nearest", "bicubic", "srresnet", "srgan")
 
 
-def super_resolution(card, steps: list[Step]) -> list:
-    """Per sr run: one line per method (PSNR, SSIM, FID when measured) and the crops side by side."""
-    blocks = [Paragraph("Each method upsamples the same low-resolution images; PSNR and SSIM on the Y channel with "
-                        "a border of the scale cropped (higher is closer to the HR pixels), FID of the SR images "
-                        "against the HR images (lower looks more like them). The GAN trades PSNR for realism: "
-                        "SRResNet should lead in PSNR, the GAN in FID and in the sharpness of its crops.")]
+def per_run(card, steps: list[Step], build) -> list:
+    """A heading per run, then ``build(card, step, rows)``'s blocks, or why the run was not measured."""
+    blocks = []
     for step in steps:
         blocks.append(Heading(_heading(step)))
         rows = card.rows(step)
         if not rows:
             blocks.append(Note(f"Not measured: {step.note or step.status}."))
             continue
-        csv_name = step.planned.table.name
-        present = [m for m in SR_METHODS if any(r["model"] == m for r in rows)]
-        table = [[m, *(mean_cell(rows, csv_name, step.run_id, metric, model=m) for metric in ("psnr", "ssim", "fid")),
-                  source_text(csv_name, step.run_id)] for m in present]
-        blocks.append(Table(["method", "PSNR (dB)", "SSIM", "FID", "rows"], table))
-        for name, caption in step.planned.task_cls.pictures.items():
-            src = card.artifact(step, name)
-            if src:
-                blocks.append(Figure(src, caption))
+        blocks += build(card, step, rows)
+    return blocks
+
+
+def super_resolution(card, steps: list[Step]) -> list:
+    """Per sr run: one line per method (PSNR, SSIM, FID when measured) and the crops side by side."""
+    return [Paragraph("Each method upsamples the same low-resolution images; PSNR and SSIM on the Y channel with "
+                      "a border of the scale cropped (higher is closer to the HR pixels), FID of the SR images "
+                      "against the HR images (lower looks more like them). The GAN trades PSNR for realism: "
+                      "SRResNet should lead in PSNR, the GAN in FID and in the sharpness of its crops.")
+            ] + per_run(card, steps, _sr_run)
+
+
+def _sr_run(card, step: Step, rows: list[dict]) -> list:
+    csv_name = step.planned.table.name
+    present = [m for m in SR_METHODS if any(r["model"] == m for r in rows)]
+    table = [[m, *(mean_cell(rows, csv_name, step.run_id, metric, model=m) for metric in ("psnr", "ssim", "fid")),
+              source_text(csv_name, step.run_id)] for m in present]
+    blocks = [Table(["method", "PSNR (dB)", "SSIM", "FID", "rows"], table)]
+    for name, caption in step.planned.task_cls.pictures.items():
+        src = card.artifact(step, name)
+        if src:
+            blocks.append(Figure(src, caption))
     return blocks
 
 
