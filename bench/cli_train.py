@@ -32,7 +32,8 @@ def _model_options(f):
 @click.option("--model", "family", default="dcgan", show_default=True, metavar="FAMILY",
               help="The model family (see `bench list`): dcgan, the paper's unconditional DCGAN; cdcgan, a "
                    "conditional DCGAN whose G and D are given the class label (a labelled data set; its number of "
-                   "classes is the model's); srgan, super-resolution (Ledig et al. 2017).")
+                   "classes is the model's); srgan, super-resolution (Ledig et al. 2017); stargan, image-to-image "
+                   "translation among domains (Choi et al. 2018).")
 @click.option("--g-cond", default=None, metavar="HOW",
               help="cdcgan: how G takes the label: concat (one-hot label concatenated to z and every layer's input, "
                    "the DCGAN authors' MNIST model; the default) or cbn (class-conditional batch norm).")
@@ -56,6 +57,14 @@ def _model_options(f):
                    "vgg19: torchvision downloads its ImageNet weights into torch's hub cache once; inception: the FID "
                    "Inception's Conv2d_4a map, its weights FID's (offline: `bench weights inception`). They need "
                    "--hr-size 16 (vgg19) or 19 (inception) or more.")
+@click.option("--domains", default=None, metavar="A,B,...",
+              help="stargan: the classes to translate between, in label order (default: all the data set's classes), "
+                   "e.g. cat,dog,deer,horse on cifar10.")
+@click.option("--attrs", default=None, metavar="A,B,...",
+              help="stargan: binary attributes as the domains instead of classes, e.g. "
+                   "Black_Hair,Blond_Hair,Brown_Hair,Male,Young on celeba (the paper's).")
+@click.option("--res-blocks", type=int, default=None, help="stargan: G's residual blocks (default 6).")
+@click.option("--n-critic", type=int, default=None, help="stargan: D updates per G update (default 5).")
 @click.option("--init", type=click.Path(dir_okay=False), default=None,
               help="Start G from this generator export (g.pt) instead of random weights; srgan: the gan stage "
                    "from an srresnet run (same scale, channels, width and blocks).")
@@ -83,7 +92,8 @@ def _model_options(f):
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Stop (checkpointed) after N steps.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-def train(family, g_cond, d_cond, scale, hr_size, blocks, stage, content_loss, init, dataset, data_root, download,
+def train(family, g_cond, d_cond, scale, hr_size, blocks, stage, content_loss, domains, attrs, res_blocks, n_critic,
+          init, dataset, data_root, download,
           subset, image_size, channels, arch, nz, ngf, ndf, z_dist, epochs, batch_size, lr, beta1, seed, device,
           precision, channels_last, checkpoint_every, workers, max_steps, out, resume):
     """Train a DCGAN (or a conditional one, --model cdcgan; or an SRGAN, --model srgan) with its paper's
@@ -93,6 +103,11 @@ def train(family, g_cond, d_cond, scale, hr_size, blocks, stage, content_loss, i
     A conditional DCGAN on Fashion-MNIST, one sample row per class in each epoch's grid:
       bench train --model cdcgan --g-cond concat --d-cond projection --dataset fashion-mnist \\
           --data-root ~/data/fashion-mnist --image-size 32 --epochs 5 --out runs/fmnist-cgan
+
+    \b
+    A StarGAN translating among four of Fashion-MNIST's classes (StarGAN's recipe, batch 16 as its paper):
+      bench train --model stargan --dataset fashion-mnist --data-root ~/data/fashion-mnist \\
+          --domains "T-shirt/top,pullover,coat,shirt" --image-size 32 --batch-size 16 --out runs/fmnist-star
 
     \b
     An x4 SRGAN on CIFAR-10's 32 px images, first G alone (SRResNet), then the GAN from it:
@@ -111,8 +126,12 @@ def train(family, g_cond, d_cond, scale, hr_size, blocks, stage, content_loss, i
 
     spec = get_spec(dataset)
     nc = int(channels) if channels else spec.channels
+    if domains and attrs:
+        raise click.UsageError("--domains and --attrs: give one (classes or attributes as the domains)")
     given = dict(image_size=image_size, nz=nz, ngf=ngf, ndf=ndf, arch=arch, z_dist=z_dist, g_cond=g_cond,
-                 d_cond=d_cond, scale=scale, hr_size=hr_size, blocks=blocks, stage=stage, content_loss=content_loss)
+                 d_cond=d_cond, scale=scale, hr_size=hr_size, blocks=blocks, stage=stage, content_loss=content_loss,
+                 domains=_names(domains or attrs), domain_kind="attribute" if attrs else None,
+                 res_blocks=res_blocks, n_critic=n_critic)
     model = FAMILIES.get(family).configure(spec, nc=nc, **{k: v for k, v in given.items() if v is not None})
     cfg = TrainConfig(model=model, dataset=dataset, data_root=data_root, subset=subset, epochs=epochs,
                       batch_size=batch_size, lr=lr, beta1=beta1, seed=seed, precision=precision,
@@ -120,3 +139,8 @@ def train(family, g_cond, d_cond, scale, hr_size, blocks, stage, content_loss, i
     trainer = run_training(cfg, out, device=device, resume=resume, max_steps=max_steps, download=download)
     if trainer.rank == 0:
         click.echo(trainer.summary())
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list of names (spaces around them dropped: "T-shirt/top, Trouser")."""
+    return None if text is None else tuple(name.strip() for name in text.split(","))

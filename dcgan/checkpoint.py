@@ -191,7 +191,7 @@ def _load_state(net: torch.nn.Module, state: dict, path) -> None:
 def _takes(what: str) -> str:
     """What a G takes, in words, with the families whose G does."""
     families = ", ".join(name for name, family in FAMILIES.items() if family.generator_input == what)
-    return {"z": "noise z", "lr": "a low-resolution image"}[what] + f" ({families})"
+    return {"z": "noise z", "lr": "a low-resolution image", "image": "an image and a target domain"}[what] + f" ({families})"
 
 
 _EXAMPLES_KEY = re.compile(r"(?:module\.)?main\.(\d+)\.\w+")

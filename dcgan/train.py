@@ -122,7 +122,7 @@ class Trainer:
         seed_everything(cfg.seed)
         self.data = load_dataset(cfg.dataset, "train", root=cfg.data_root, image_size=cfg.model.image_size,
                                  channels=cfg.model.nc, subset=cfg.subset, seed=cfg.seed,
-                                 download=download and self.rank == 0)
+                                 download=download and self.rank == 0, **self.family.data_options(cfg.model))
         self.family.check_data(cfg.model, self.data)
         self._check_batches()
         self.local_batch = cfg.batch_size // self.world

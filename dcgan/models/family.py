@@ -31,7 +31,9 @@ differs through these hooks, and the trainer stays the same for every family:
 - ``learning_rate``: the rate at a step of the run (SRGAN's GAN stage drops it tenfold halfway);
 - ``check_init``: which G exports a run may start from (``TrainConfig.init``);
 - ``frozen``: pretrained nets the step uses but never trains (SRGAN's content-loss network);
-- ``generator_input``: what G takes, ``z`` or a low-resolution image (``lr``); a generator is loaded
+- ``data_options``: how the data set is loaded for a config (StarGAN: its domains' classes only);
+- ``generator_input``: what G takes, ``z``, a low-resolution image (``lr``) or an image to translate
+  into a domain (``image``); a generator is loaded
   only by a caller that feeds it that (``dcgan.checkpoint.load_net``), so a super-resolution G is
   refused in one line where a G of z is needed, and ``bench sample`` draws from z or super-resolves
   images as it says. Every family's D judges images, and serves every task of a D alike.
@@ -57,7 +59,7 @@ if TYPE_CHECKING:  # the step reads the trainer's nets, optimisers and noise; th
     from dcgan.train import Trainer
 
 SAMPLE_GRID = 64  # tiles of a GAN of z's per-epoch sample grid
-INPUTS = ("z", "lr")  # what a family's G takes: noise z, or a low-resolution image
+INPUTS = ("z", "lr", "image")  # what a family's G takes: noise z, a low-resolution image, an image to translate
 
 
 class Family:
@@ -118,6 +120,12 @@ class Family:
         if unknown:
             raise ConfigError(f"model family {cls.name!r} has no setting {', '.join(unknown)}")
         return cls.Config(**values)
+
+    @classmethod
+    def data_options(cls, cfg: ModelConfig) -> dict:
+        """Options of ``load_dataset`` a run of ``cfg`` loads its data with (StarGAN: its domains' classes or
+        attributes only); none here."""
+        return {}
 
     @classmethod
     def check_data(cls, cfg: ModelConfig, data: "ImageDataset") -> None:
