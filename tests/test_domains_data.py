@@ -292,7 +292,7 @@ def test_celeba_lists_its_text_files_for_the_fingerprint(tmp_path):
     folder = fx.root / "celeba"
     files = get_spec("celeba").files(fx.root, "valid")
     assert files == [str(folder / "img_align_celeba" / n) for n in ("000003.jpg", "000006.jpg")] + [
-        str(folder / "list_attr_celeba.txt"), str(folder / "list_eval_partition.txt")]
+        str(folder / "list_eval_partition.txt"), str(folder / "list_attr_celeba.txt")]
     before = data_fingerprint("celeba", "valid", root=fx.root)
     assert load_dataset("celeba", "valid", root=fx.root, attrs=("5_o_Clock_Shadow",)).labels.tolist() == [[0], [1]]
     text = (folder / "list_attr_celeba.txt").read_text()

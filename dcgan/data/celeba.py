@@ -123,15 +123,17 @@ def _refuse_first_bad_row(path: Path, rows: list[tuple[int, list[str]]]) -> None
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            return f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read ({one_line(e)})") from e
 
 
 def _celeba_files(root: Path | None, split: str) -> list[str]:
-    """The files ``_load_celeba`` reads for a split: its images, the attributes and the partition."""
+    """The files ``_load_celeba`` reads for a split: its images, the partition that lists them and the
+    attributes (the labels file last, as the other formats list theirs)."""
     folder = _celeba_dir(root)
-    return [*_image_paths(folder, _split_names(folder, split)), str(folder / ATTRIBUTES), str(folder / PARTITION)]
+    return [*_image_paths(folder, _split_names(folder, split)), str(folder / PARTITION), str(folder / ATTRIBUTES)]
 
 
 def _gdown_errors() -> tuple[type[BaseException], ...]:
