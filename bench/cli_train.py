@@ -119,12 +119,12 @@ def train(family, g_cond, d_cond, scale, hr_size, blocks, stage, content_loss, d
     Run under `torchrun --nproc_per_node N bench train ...` for data-parallel training (the batch
     size is the total over all processes).
     """
-    from dcgan.data import get_spec
+    from dcgan.data import resolved_spec
     from dcgan.models import FAMILIES
     from dcgan.train import TrainConfig
     from dcgan.train import train as run_training
 
-    spec = get_spec(dataset)
+    spec = resolved_spec(dataset, data_root)  # a data set whose classes are found in its files: their count
     nc = int(channels) if channels else spec.channels
     if domains and attrs:
         raise click.UsageError("--domains and --attrs: give one (classes or attributes as the domains)")

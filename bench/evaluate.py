@@ -226,11 +226,12 @@ def sizes(subject: Subject, subset: int | None) -> dict[str, int]:
         out["classes"] = spec.num_classes or 0
         for split in spec.splits:
             try:
-                n = len(load_dataset(subject.dataset, split, root=subject.data_root, image_size=cfg.image_size,
-                                     channels=cfg.nc))
+                data = load_dataset(subject.dataset, split, root=subject.data_root, image_size=cfg.image_size,
+                                    channels=cfg.nc)
             except DCGANError:
                 continue
-            out[split] = min(n, subset) if subset else n
+            out[split] = min(len(data), subset) if subset else len(data)
+            out["classes"] = data.num_classes or 0  # the spec's, or those found in the data (class-folders)
     return out
 
 

@@ -17,11 +17,18 @@ other problem with the data).
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 from dcgan.errors import DCGANError
 
 T = TypeVar("T")
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` with the known name closest to ``name``, or "" when none is close: the
+    hint of every "unknown name" message (registries, class names, attributes)."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Registry(Generic[T]):
@@ -53,9 +60,8 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            close = difflib.get_close_matches(str(name), self._items, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise self.error(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(self.names())}")
+            raise self.error(f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; known: "
+                             f"{', '.join(self.names())}")
         return self._items[name]
 
     def names(self) -> list[str]:

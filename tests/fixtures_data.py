@@ -237,6 +237,55 @@ def make_folder(root: Path) -> Fixture:
     return Fixture(root, 3, {"train": items})
 
 
+def make_class_folders(root: Path) -> Fixture:
+    """AFHQ's layout: train/<class>/*.png and val/<class>/*.png, classes sorted = labels, non-square images."""
+    classes = ["cat", "dog", "wild"]
+    items = {"train": _items([0, 0, 1, 2, 2, 2], 3), "val": _items([0, 1, 2], 3, start=6)}
+    for split, split_items in items.items():
+        paths = [root / split / classes[label] / f"{split}_{i:03d}.png" for i, (label, _, _) in enumerate(split_items)]
+        write_files(paths, split_items, 40, 50)
+    return Fixture(root, 3, items)
+
+
+# CelebA's 40 attribute names, in list_attr_celeba.txt's order (written out here, not taken from dcgan)
+CELEBA_ATTRIBUTES = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
+                     "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
+                     "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
+                     "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
+                     "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie "
+                     "Young").split()
+CELEBA_PARTITION = [0, 0, 1, 0, 2, 1, 0]  # image i + 1's split code: 0 train, 1 valid, 2 test
+
+
+def celeba_attribute(i: int, j: int) -> int:
+    """The value (-1 or 1) of attribute j of image i (0-based) in the CelebA fixture."""
+    return 1 if (3 * i + 5 * j + i * j) % 7 < 3 else -1
+
+
+def write_celeba_text(folder: Path, header: list[str] | None = None) -> None:
+    """list_attr_celeba.txt and list_eval_partition.txt exactly as CelebA ships them: the count, the names
+    (with the trailing space of the real file), then each image's values right-aligned in 2 columns."""
+    n = len(CELEBA_PARTITION)
+    names = " ".join(header or CELEBA_ATTRIBUTES)
+    rows = [f"{i + 1:06d}.jpg " + " ".join(f"{celeba_attribute(i, j):2d}" for j in range(40)) for i in range(n)]
+    (folder / "list_attr_celeba.txt").write_text(f"{n}\n{names} \n" + "\n".join(rows) + "\n")
+    (folder / "list_eval_partition.txt").write_text("".join(f"{i + 1:06d}.jpg {code}\n"
+                                                            for i, code in enumerate(CELEBA_PARTITION)))
+
+
+def make_celeba(root: Path) -> Fixture:
+    """torchvision's layout, celeba/img_align_celeba/*.jpg of 178x218 and the two text files; the items
+    of each split are unlabelled (attributes are read only with attrs=: ``celeba_attribute``)."""
+    folder = root / "celeba"
+    everything = _items([-1] * len(CELEBA_PARTITION), 3)
+    paths = [folder / "img_align_celeba" / f"{i + 1:06d}.jpg" for i in range(len(everything))]
+    write_files(paths, everything, 218, 178)
+    write_celeba_text(folder)
+    items = {split: [item for item, c in zip(everything, CELEBA_PARTITION) if c == code]
+             for code, split in enumerate(("train", "valid", "test"))}
+    return Fixture(root, 3, items)
+
+
 # format id -> (data set name, maker); every registered data set has at least one
 FORMATS: dict[str, tuple[str, Callable[[Path], Fixture]]] = {
     "mnist": ("mnist", make_idx("MNIST")),
@@ -251,4 +300,6 @@ FORMATS: dict[str, tuple[str, Callable[[Path], Fixture]]] = {
     "imagenet-downsampled": ("imagenet-downsampled", make_imagenet_downsampled),
     "imagenet-downsampled-npz": ("imagenet-downsampled", lambda root: make_imagenet_downsampled(root, npz=True)),
     "folder": ("folder", make_folder),
+    "class-folders": ("class-folders", make_class_folders),
+    "celeba": ("celeba", make_celeba),
 }

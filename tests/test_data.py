@@ -37,7 +37,7 @@ def side_means(x: torch.Tensor) -> tuple[list[float], list[float]]:
 
 def test_registry_lists_every_data_set_with_its_splits():
     assert dataset_names() == sorted(["digits", "synthetic", "mnist", "fashion-mnist", "cifar10", "svhn",
-                                      "lsun", "imagenet", "imagenet-downsampled", "folder"])
+                                      "lsun", "imagenet", "imagenet-downsampled", "folder", "class-folders", "celeba"])
     assert get_spec("svhn").splits == ("train", "test", "extra")
     assert get_spec("lsun").num_classes is None and get_spec("folder").splits == ("train",)
     assert all(spec.name == name and spec.description for name, spec in DATASETS.items())
@@ -66,7 +66,8 @@ def test_every_data_set_that_reads_files_has_a_test_fixture():
 
 
 def test_unknown_name_suggests_the_closest():
-    with pytest.raises(DataError, match=r"unknown data set 'cifar' \(did you mean 'cifar10'\?\); known: cifar10, "):
+    with pytest.raises(DataError, match=r"unknown data set 'cifar' \(did you mean 'cifar10'\?\); known: celeba, "
+                                        r"cifar10, "):
         load_dataset("cifar")
 
 
@@ -91,7 +92,8 @@ def test_loads_format_with_labels_and_pixels(format_id, size, tmp_path):
         ds = load_dataset(name, split, root=fx.root, image_size=size)
         assert isinstance(ds, ImageDataset)
         assert (ds.name, ds.split, ds.channels, ds.image_size) == (name, split, fx.channels, size)
-        assert ds.num_classes == get_spec(name).num_classes
+        spec = get_spec(name)
+        assert ds.num_classes == (len(ds.class_names) if spec.classes_from_data else spec.num_classes)
         assert f"rs{size}" in ds.transform_id and f"c{fx.channels}" in ds.transform_id
         assert len(ds) == len(items)
         expected_labels = [label for label, _, _ in items]
@@ -285,6 +287,8 @@ def test_subset_of_a_lazy_data_set_subsets_the_file_list(tmp_path):
     ("imagenet", "train/<wnid>"),
     ("imagenet-downsampled", "train_data_batch_1"),
     ("folder", ""),
+    ("class-folders", "train/<class>"),
+    ("celeba", "celeba/img_align_celeba"),
 ])
 def test_missing_data_names_the_expected_path(name, expected, tmp_path):
     root = tmp_path / "nowhere"

@@ -67,6 +67,7 @@ def test_every_format_is_fingerprinted_by_its_files_content_not_their_place(form
         path = get_spec(name).files(fx.root, split)[-1]
         _flip_byte(path, os.path.getsize(path) // 2)
         assert data_fingerprint(name, split, root=fx.root) != before, path
+        _flip_byte(path, os.path.getsize(path) // 2)  # back: a file may serve every split (CelebA's labels)
 
 
 @pytest.mark.parametrize("format_id", sorted(FORMATS))

@@ -211,3 +211,12 @@ def test_bench_train_translates_among_the_domains_given_and_its_g_serves_no_gan_
         load_net(out / "g.pt", "generator", takes="z")
     bad = CliRunner().invoke(cli, [*args[:5], "disc,sqaure", *args[6:-1], str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "sqaure" in bad.output, bad.output
+
+
+def test_bf16_channels_last_tracks_fp32(tmp_path):
+    runs = [train(_train_cfg(model=_cfg(n_critic=1), epochs=1, precision=p), tmp_path / p, device="cpu")
+            for p in ("bf16", "fp32")]
+    assert runs[0].cfg.channels_last
+    assert all(torch.isfinite(p).all() for t in runs for net in (t.G, t.D) for p in net.parameters())
+    logs = [_log(t) for t in runs]
+    assert max(abs(float(a[k]) - float(b[k])) for a, b in zip(*logs) for k in ("d_cls", "g_cls", "g_rec")) < 0.05

@@ -30,7 +30,7 @@ from bench.params import build
 from bench.results import Measurement
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.config import ModelConfig
-from dcgan.data import get_spec, load_dataset
+from dcgan.data import get_spec, load_dataset, resolved_spec
 from dcgan.errors import ConfigError, DataError, NotApplicable
 from dcgan.generate import default_labels, generate
 from dcgan.models import build_net, check_classes
@@ -211,7 +211,7 @@ class RunContext:
         if (kind, path) not in self._nets:
             net, cfg, _ = load_net(path, kind, takes=self.takes)
             if self.dataset:
-                check_classes(net.num_classes, self.dataset, get_spec(self.dataset).num_classes, f"checkpoint {path}")
+                check_classes(net.num_classes, self.dataset, self.num_classes(), f"checkpoint {path}")
             self._nets[kind, path] = (net.to(self.device), cfg)
         return self._nets[kind, path]
 
@@ -233,6 +233,11 @@ class RunContext:
             self._splits[key] = load_dataset(self.dataset, split, root=self.data_root, image_size=image_size,
                                              channels=channels, subset=self.subset, seed=self.seed, **options)
         return self._splits[key]
+
+    def num_classes(self) -> int | None:
+        """The run's data set's number of classes (None: unlabelled), found in its files under the data root
+        when the data set has no fixed count (``class-folders``)."""
+        return resolved_spec(self.dataset, self.data_root).num_classes
 
     def require_labels(self) -> None:
         """A one-line error when the run's data set is unlabelled, found before any of its files is."""

@@ -29,7 +29,7 @@ import torch
 from bench.pictures import captioned_rows
 from bench.results import Measurement
 from bench.tasks.base import TASKS, ConditionalTask, RunContext, Workload
-from dcgan.data import get_spec
+from dcgan.data import resolved_spec
 from dcgan.errors import ConfigError
 from dcgan.generate import class_rows
 from dcgan.nets import sample_z
@@ -91,7 +91,7 @@ class ClassGrid(ConditionalTask):
         z, labels = z.view(K, p.columns, *z.shape[1:])[shown].flatten(0, 1), labels.view(K, -1)[shown].flatten()
         images = ctx.generate(z, labels)
         grid = images.view(len(classes), p.columns, *images.shape[1:])
-        names = get_spec(ctx.dataset).class_names if ctx.dataset else ()
+        names = resolved_spec(ctx.dataset, ctx.data_root).class_names if ctx.dataset else ()
         captioned_rows([(f"{c} {names[c]}" if names else f"class {c}", row) for c, row in zip(classes, grid)],
                        ctx.artifact("grid.png"))
         details = {"classes": list(classes), "columns": p.columns}

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from bench.results import Measurement
 from bench.tasks.base import TASKS, Reference, RunContext, Task, Workload
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
-from dcgan.data import get_spec, load_dataset
+from dcgan.data import load_dataset
 from dcgan.errors import ConfigError
 from dcgan.models import check_classes
 from dcgan.params import Params, param
@@ -244,7 +244,7 @@ def _generators(ctx: RunContext, p: FidParams) -> tuple[int, list[_Fake]]:
     fakes, sizes = [], set()
     for epoch, path in spaced(generator_checkpoints(ctx.ckpt), p.checkpoints) if several else [(None, ctx.ckpt)]:
         G, cfg, blob = load_net(path, "generator")
-        check_classes(G.num_classes, ctx.dataset, get_spec(ctx.dataset).num_classes, f"generator {path}")
+        check_classes(G.num_classes, ctx.dataset, ctx.num_classes(), f"generator {path}")
         sizes.add(cfg.image_size)
         extra = {"epoch": epoch, "step": blob.get("meta", {}).get("step")} if several else {}
         fakes.append(_Fake(functools.partial(_samples, ctx, p, path), p.samples, path if several else None, extra))

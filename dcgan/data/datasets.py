@@ -1,7 +1,9 @@
 """The two flavours of image data set, and what loaders return before a data set is built.
 
 Item ``i`` of either flavour is a ``(uint8 tensor C×S×S, int label)`` pair (label -1 when
-unlabeled) at the image size and number of channels the caller asked for.
+unlabeled) at the image size and number of channels the caller asked for; a data set read with
+per-image attributes (``load_dataset(..., attrs=...)``) has labels N×k of 0/1 and item ``i``'s label is
+its row (an int64 tensor of k), so that a DataLoader's default collation gives B×k.
 
 - ``TensorImageDataset`` holds every image in memory, already resized: small data sets are loaded,
   subset and resized once, batched, so that training can index them on the device without a
@@ -38,11 +40,17 @@ class ImageDataset(torch.utils.data.Dataset):
     ``data_fingerprint`` is the content fingerprint of the whole split's source (the files it reads,
     see ``dcgan.data.fingerprint``), given by ``load_dataset`` as a function and computed on first use: a
     training run never pays for it.
+
+    ``class_names`` says what each class label means (``()`` when unknown or unlabelled); ``attributes``
+    names the columns of N×k attribute labels (``()`` otherwise); ``selection`` is how ``load_dataset``
+    chose and relabelled classes or attribute columns (e.g. ``classes=3,5``; "" for none): it changes the
+    labels served without changing ``keep``, so it is part of ``fingerprint``.
     """
 
     def __init__(self, *, name: str, split: str, channels: int, image_size: int,
                  num_classes: int | None, labels: torch.Tensor | None, transform_id: str,
-                 keep: torch.Tensor | None, data_fingerprint: Callable[[], str]):
+                 keep: torch.Tensor | None, data_fingerprint: Callable[[], str],
+                 class_names: tuple[str, ...] = (), attributes: tuple[str, ...] = (), selection: str = ""):
         self.name = name
         self.split = split
         self.channels = channels
@@ -51,6 +59,9 @@ class ImageDataset(torch.utils.data.Dataset):
         self.labels = labels
         self.transform_id = transform_id
         self.keep = keep
+        self.class_names = class_names
+        self.attributes = attributes
+        self.selection = selection
         self._data_fingerprint: Callable[[], str] | str = data_fingerprint
 
     def source_side(self, i: int) -> int:
@@ -63,8 +74,11 @@ class ImageDataset(torch.utils.data.Dataset):
             self._data_fingerprint = self._data_fingerprint()
         return self._data_fingerprint
 
-    def _label(self, i: int) -> int:
-        return -1 if self.labels is None else int(self.labels[i])
+    def _label(self, i: int) -> int | torch.Tensor:
+        """Item ``i``'s class (-1 when unlabelled), or its row of attribute labels."""
+        if self.labels is None:
+            return -1
+        return self.labels[i] if self.labels.dim() == 2 else int(self.labels[i])
 
     def item_name(self, i: int) -> str:
         """What a user finds item ``i`` by (in error messages and reports): here its index."""
@@ -75,11 +89,14 @@ class ImageDataset(torch.utils.data.Dataset):
         transform): the identity of this data in caches of numbers derived from it (e.g. FID statistics)."""
         h = hashlib.sha256(f"{self.data_fingerprint}\0{self.transform_id}\0".encode())
         h.update(b"all" if self.keep is None else self.keep.numpy().tobytes())
+        if self.selection:  # only then, so that the fingerprints of whole data sets are those they always had
+            h.update(f"\0{self.selection}".encode())
         return h.hexdigest()
 
     def __repr__(self) -> str:
+        selection = f", {self.selection}" if self.selection else ""
         return (f"{type(self).__name__}({self.name!r}, split={self.split!r}, n={len(self)}, "
-                f"{self.channels}x{self.image_size}x{self.image_size}, {self.transform_id})")
+                f"{self.channels}x{self.image_size}x{self.image_size}, {self.transform_id}{selection})")
 
 
 class TensorImageDataset(ImageDataset):
@@ -96,7 +113,7 @@ class TensorImageDataset(ImageDataset):
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int | torch.Tensor]:
         return self.images[i], self._label(i)
 
 
@@ -115,7 +132,7 @@ class FileImageDataset(ImageDataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int | torch.Tensor]:
         source, where = self._source(i)
         image = pixels.decode_image(source, where, "L" if self.channels == 1 else "RGB")
         return TF.pil_to_tensor(pixels.resize_crop(image, self.image_size)), self._label(i)
@@ -159,10 +176,13 @@ class LmdbImageDataset(FileImageDataset):
 
 @dataclass(frozen=True)
 class Arrays:
-    """An in-memory data set at its native size: uint8 images N×C×H×W and int64 labels."""
+    """An in-memory data set at its native size: uint8 images N×C×H×W and int64 labels (N, or N×k
+    attribute labels named by ``attributes``); ``class_names`` when the loader found them in the data."""
     images: torch.Tensor
     labels: torch.Tensor | None
     source: str = ""  # prefix for transform_id when a data set has several source formats
+    class_names: tuple[str, ...] = ()
+    attributes: tuple[str, ...] = ()
 
     def build(self, keep: torch.Tensor | None, channels: int | None, image_size: int, **meta) -> TensorImageDataset:
         images, labels = self.images, self.labels
@@ -180,10 +200,13 @@ class Arrays:
 
 @dataclass(frozen=True)
 class Files:
-    """A lazy data set: image file paths (or lmdb keys when ``lmdb`` is set) and labels."""
+    """A lazy data set: image file paths (or lmdb keys when ``lmdb`` is set) and labels, with the same
+    ``class_names`` and ``attributes`` as ``Arrays``."""
     items: list
     labels: torch.Tensor | None
     lmdb: Path | None = None
+    class_names: tuple[str, ...] = ()
+    attributes: tuple[str, ...] = ()
 
     def build(self, keep: torch.Tensor | None, channels: int | None, image_size: int, **meta) -> FileImageDataset:
         items, labels = self.items, self.labels

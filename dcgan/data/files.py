@@ -23,11 +23,12 @@ def not_found(name: str, root: Path, expected: str, how: str = "pass --download 
     return DataError(f"{name} not found under {root}: expected {expected}; {how}")
 
 
-def run_download(name: str, root: Path, fetch: Callable[[], object]) -> None:
-    """Run a torchvision download, turning its network errors into one line."""
+def run_download(name: str, root: Path, fetch: Callable[[], object],
+                 errors: tuple[type[BaseException], ...] = ()) -> None:
+    """Run a torchvision download, turning its network errors (and ``errors``) into one line."""
     try:
         fetch()
-    except (RuntimeError, OSError) as e:
+    except (RuntimeError, OSError, *errors) as e:
         raise DataError(f"could not download {name} to {root} ({one_line(e)})") from e
 
 
@@ -45,9 +46,14 @@ def no_images(folder: Path) -> DataError:
     return DataError(f"no images found under {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
 
 
+def class_folder_names(split_dir: Path) -> list[str]:
+    """The class folders of an image-folder split, sorted: the names of its labels 0, 1, ..."""
+    return sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
 def class_folders(split_dir: Path) -> tuple[list[str], torch.Tensor, list[str]]:
     """Paths and labels of an image-folder split: the label is the class folder's sorted index."""
-    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = class_folder_names(split_dir)
     paths, labels = [], []
     for k, cls in enumerate(classes):
         files = image_files(split_dir / cls)

@@ -36,9 +36,10 @@ def _imagenet_files(root: Path | None, split: str) -> list[str]:
                   description="ImageNet (or any class-folder set): <root>/train/<wnid>/*, <root>/val/<wnid>/*; decoded per item",
                   files=_imagenet_files)
 def _load_imagenet(root: Path | None, split: str, download: bool) -> Files:
-    """Class folders per split; labels are the sorted index of the class folders present in the split."""
-    paths, labels, _ = class_folders(_imagenet_split_dir(root, split))
-    return Files(paths, labels)
+    """Class folders per split; labels are the sorted index of the class folders present in the split,
+    whose names (wnids) are the class names."""
+    paths, labels, wnids = class_folders(_imagenet_split_dir(root, split))
+    return Files(paths, labels, class_names=tuple(wnids))
 
 
 def _downsampled_files(root: Path | None, split: str) -> list[Path]:
