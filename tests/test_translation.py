@@ -397,7 +397,7 @@ def test_sample_translates_images_into_a_domain_under_their_names_or_into_every_
     G = load_net(g, "generator", takes="image")[0]
     for path, written in zip(inputs, ("a.png", "sub/b.png")):
         with Image.open(path) as image:
-            x = resize_crop(torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1), 32)[None]
+            x = torch.from_numpy(np.array(resize_crop(image.convert("RGB"), 32))).permute(2, 0, 1)[None]  # as a file
         expected = to_uint8(translate(G, x, torch.tensor([2]), batch_size=1, device="cpu"))[0]
         got = torch.from_numpy(np.array(Image.open(tmp_path / "out" / written))).permute(2, 0, 1)
         assert torch.equal(got, expected), written
