@@ -151,7 +151,7 @@ def test_bad_conditional_settings_are_one_line_errors(kwargs, expected):
 
 
 def test_the_family_registry():
-    assert FAMILIES.names() == ["cdcgan", "dcgan", "srgan"]
+    assert FAMILIES.names() == ["cdcgan", "dcgan", "srgan", "stargan"]
     assert family_of(DCGANConfig()) is DCGAN and family_of(_cfg()) is ConditionalDCGAN
     assert isinstance(build_net("generator", _cfg()), ConditionalGenerator)
     assert type(build_net("discriminator", DCGANConfig())).__name__ == "Discriminator"

@@ -162,9 +162,10 @@ def test_training_on_attributes_uses_the_binary_cross_entropy():
 
 
 def test_training_lowers_the_reconstruction_error_and_the_grid_shows_every_domain(tmp_path):
-    trainer = train(_train_cfg(model=_cfg(n_critic=1), epochs=4), tmp_path / "run", device="cpu")
+    """16 G updates at a rate of 1e-3 bring the cycle's L1 from about 0.85 to under 0.3 (0.19 when written)."""
+    trainer = train(_train_cfg(model=_cfg(n_critic=1), epochs=4, lr=1e-3), tmp_path / "run", device="cpu")
     rec = [float(r["g_rec"]) for r in _log(trainer)]
-    assert sum(rec[-4:]) < 0.8 * sum(rec[:4])
+    assert rec[0] > 0.6 and max(rec[-4:]) < 0.3
     from PIL import Image
     grid = Image.open(tmp_path / "run" / "samples" / "epoch004.png")
     assert grid.size == (2 + 4 * 34, 2 + 8 * 34)  # the input and its three domains, for eight images
