@@ -50,10 +50,10 @@ CLASSIFIER_VERSION = 1  # bump when training would give other weights for the sa
 class ClassifierParams(Params):
     """The recipe's constants, parameters of every task that trains the classifier (``cas``, ``translation``)."""
 
-    epochs: int = param(30, "passes over each training set (docs/experiments/cgan.md: 10 left CIFAR-10's real "
-                            "ceiling 6.6 points short of 30)", low=1)
-    lr: float = param(1e-3, "Adam's learning rate (Kingma & Ba 2015's default)", low=0, low_open=True)
-    batch_size: int = param(128, "images a minibatch", low=1)
+    epochs: int = param(30, "the classifier's passes over each training set (docs/experiments/cgan.md: 10 left "
+                            "CIFAR-10's real ceiling 6.6 points short of 30)", low=1)
+    lr: float = param(1e-3, "the classifier's Adam learning rate (Kingma & Ba 2015's default)", low=0, low_open=True)
+    batch_size: int = param(128, "images in a minibatch of the classifier's training", low=1)
     width: int = param(32, "channels of the classifier's first block (then twice, four times as many)", low=1)
 
     def recipe(self) -> str:

@@ -46,27 +46,39 @@ def translate_files(G, cfg, source: Path, domain: str | None, out: str | None, d
     """Translate every image of ``source`` (a file or a folder searched recursively) into ``domain``, each written
     as a PNG into the folder ``out`` under its own name; without ``domain``, a grid PNG ``out`` of a row per image
     (the image, then its translation into each domain, or each attribute set alone). Returns what was written."""
-    from bench.cli_sample import file_targets, input_files
+    options = dict(batch_size=BATCH, device=device, precision=precision)
+    if domain is None:
+        return _grid(G, cfg, source, Path(out or "translations.png"), options)
+    from torchvision.transforms.v2 import functional as TF
+
+    from bench.cli_sample import file_targets
     from bench.features import to_uint8
-    from bench.pictures import contact_sheet, save_png
+    from bench.pictures import save_png
     from dcgan.fsutil import writable_folder
     from dcgan.models.stargan import translate
 
-    options = dict(batch_size=BATCH, device=device, precision=precision)
-    if domain is not None:
-        target = domain_target(cfg, domain)
-        folder = Path(out or "translated")
-        pairs = file_targets(source, folder)
-        writable_folder(folder, "output folder")
-        for s in range(0, len(pairs), BATCH):
-            part = pairs[s:s + BATCH]
-            images = _read([path for path, _ in part], cfg)
-            fakes = to_uint8(translate(G, images, target.expand(len(images), *target.shape), **options))
-            for (_, written), image in zip(part, fakes):
-                written.parent.mkdir(parents=True, exist_ok=True)
-                save_png(_pil(image), written)
-        return f"wrote {len(pairs)} image(s) translated into {domain} into {folder}"
-    path = Path(out or "translations.png")
+    target = domain_target(cfg, domain)
+    folder = Path(out or "translated")
+    pairs = file_targets(source, folder)
+    writable_folder(folder, "output folder")
+    for s in range(0, len(pairs), BATCH):
+        part = pairs[s:s + BATCH]
+        images = _read([path for path, _ in part], cfg)
+        fakes = to_uint8(translate(G, images, target.expand(len(images), *target.shape), **options))
+        for (_, written), image in zip(part, fakes):
+            written.parent.mkdir(parents=True, exist_ok=True)
+            save_png(TF.to_pil_image(image), written)
+    return f"wrote {len(pairs)} image(s) translated into {domain} into {folder}"
+
+
+def _grid(G, cfg, source: Path, path: Path, options: dict) -> str:
+    """The grid of every image of ``source`` into every domain (each attribute set alone), captioned."""
+    from bench.cli_sample import input_files
+    from bench.features import to_uint8
+    from bench.pictures import contact_sheet
+    from dcgan.fsutil import writable_folder
+    from dcgan.models.stargan import translate
+
     if path.is_dir():
         raise ConfigError(f"--out {path} is a folder: without --domain a translator writes a PNG grid file")
     writable_folder(path.parent, "output folder")
@@ -74,7 +86,7 @@ def translate_files(G, cfg, source: Path, domain: str | None, out: str | None, d
     K = len(cfg.domains)
     targets = torch.eye(K, dtype=torch.long) if cfg.multi_label else torch.arange(K)
     captions = [f"+{d}" if cfg.multi_label else d for d in cfg.domains]
-    side = cfg.image_size * max(1, -(-64 // cfg.image_size))
+    side = cfg.image_size * max(1, -(-64 // cfg.image_size))  # tiles of at least 64 px, enlarged by a whole factor
     rows = []
     for s in range(0, len(files), BATCH):
         images = _read(files[s:s + BATCH], cfg)
@@ -84,9 +96,3 @@ def translate_files(G, cfg, source: Path, domain: str | None, out: str | None, d
                  for f, image, row in zip(files[s:s + BATCH], images, fakes)]
     contact_sheet(rows, path, tile=side)
     return f"wrote {path} ({len(files)} image(s), each into {K} {'attributes' if cfg.multi_label else 'domains'})"
-
-
-def _pil(image: torch.Tensor):
-    from torchvision.transforms.v2 import functional as TF
-
-    return TF.to_pil_image(image)

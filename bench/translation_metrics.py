@@ -19,7 +19,6 @@ from bench.features import to_uint8
 from bench.results import Measurement
 from dcgan.checkpoint import fingerprint
 from dcgan.errors import DataError
-from dcgan.models import family_of
 from dcgan.models.family import to_unit
 from dcgan.models.stargan import StarGANConfig, target_grid, translate
 
@@ -134,15 +133,14 @@ def translate_all(G, x: torch.Tensor, pairs: Pairs, ctx) -> tuple[torch.Tensor, 
     return fakes, rec, own
 
 
-def fid_rows(ctx, p, x: torch.Tensor, fakes: torch.Tensor, pairs: Pairs, features: str
+def fid_rows(ctx, p, x: torch.Tensor, fakes: torch.Tensor, pairs: Pairs, reference, features: str
              ) -> tuple[list[Measurement], str]:
     """FID per domain k of the translations landing in k from outside it (``stargan``) and of those inputs
-    unchanged (``identity``), each against the real train images of domain k, and their means over domains;
-    with ``""``, or no rows and why (a domain short of ``fid_min_images`` on either side)."""
+    unchanged (``identity``), each against the images of domain k in ``reference`` (the train split at three
+    channels), and their means over domains; with ``""``, or no rows and why (a domain short of
+    ``fid_min_images`` on either side)."""
     from bench import fidelity
 
-    cfg = ctx.net("generator")[1]
-    reference = ctx.split("train", cfg.image_size, 3, **family_of(cfg).data_options(cfg))  # Inception's 3 channels
     ref_member = pairs.members(reference.labels)
     fake_n, real_n = pairs.into.sum(0).tolist(), ref_member.sum(0).tolist()
     for name, nf, nr in zip(pairs.domains, fake_n, real_n):

@@ -46,7 +46,7 @@ def _run(card, step: Step, rows: list[dict]) -> list:
         blocks.append(Note(f"FID {details['fid']}."))
     per = {(r["metric"], r["model"]): json.loads(r["details"]).get("per_domain", {}) for r in rows}
     columns = [(key, label) for *key, label in PER_DOMAIN if per.get(tuple(key))]
-    domains = list(details["per_domain"])
+    domains = details["domains"]  # the G's order (the details' per_domain keys are sorted)
     blocks.append(Table(["domain", *(label for _, label in columns)],
                         [[name, *(_text(per[tuple(key)].get(name), key[0]) for key, _ in columns)] for name in domains],
                         "Per target domain (the rows' details and per_domain.csv): accuracy of the translations into "

@@ -22,8 +22,8 @@ Protocol (docs/tasks/translation.md):
    train images of that domain, then the mean over domains; only when every domain has ``fid_min_images``
    on both sides); ``reconstruction_l1`` (|x - G(G(x, c), c_x)| over the targets c other than the own
    c_x) and ``own_domain_l1`` (|x - G(x, c_x)|), in [-1, 1] pixels as the training's ``g_rec``.
-6. ``translation.png``: ``shown`` inputs of each domain, a row each: the input, then its translation into
-   each domain (each attribute flipped), the own domain's framed in green.
+6. ``translation.png``: ``shown`` inputs of each domain, a row each: the input (captioned with its domain),
+   then its translation into each domain (each attribute flipped), the own domain's framed in green.
 """
 from __future__ import annotations
 
@@ -107,8 +107,9 @@ class Translation(Task):
         fakes, rec, own = translate_all(G, x, pairs, ctx)
         on_fakes = pairs.decisions(predict(classifier, fakes.flatten(0, 1), ctx.device).unflatten(0, fakes.shape[:2]))
         on_real = pairs.decisions(predict(classifier, x, ctx.device))
-        fid, note = fid_rows(ctx, p, x, fakes, pairs, convention(extractor, ctx))
-        accuracy = {"images": len(x), "classifier_train_images": len(train), **info, **({"fid": note} if note else {})}
+        fid, note = fid_rows(ctx, p, x, fakes, pairs, _data(ctx, "train", channels=3), convention(extractor, ctx))
+        accuracy = {"images": len(x), "classifier_train_images": len(train), "domains": list(cfg.domains), **info,
+                    **({"fid": note} if note else {})}
         K = len(cfg.domains)
 
         def row(metric: str, model: str, summary: tuple[float, dict], features: str, **details) -> Measurement:
@@ -133,10 +134,11 @@ class Translation(Task):
         return rows
 
 
-def _data(ctx: RunContext, split: str):
-    """``split`` of the run's data set restricted to the G's domains, at its size and channels."""
+def _data(ctx: RunContext, split: str, channels: int | None = None):
+    """``split`` of the run's data set restricted to the G's domains, at its size and channels (or ``channels``:
+    Inception's three, grey repeated)."""
     cfg = ctx.net("generator")[1]
-    return ctx.split(split, cfg.image_size, cfg.nc, **family_of(cfg).data_options(cfg))
+    return ctx.split(split, cfg.image_size, channels or cfg.nc, **family_of(cfg).data_options(cfg))
 
 
 def _write_per_domain(path: Path, rows: list[Measurement], domains: tuple[str, ...]) -> None:
@@ -158,7 +160,7 @@ def _picture(path: Path, x: torch.Tensor, fakes: torch.Tensor, pairs: Pairs, sho
     width = max(4, tile // 6)  # characters of a caption under a tile
     rows = []
     for i in pairs.shown_inputs(shown):
-        row = [(x[i], f"input: {pairs.own_name(i)}"[:width], None)]
+        row = [(x[i], (pairs.own_name(i) or "input")[:width], None)]
         row += [(fakes[i, k], pairs.target_name(i, k)[:width], None if pairs.off[i, k] else GREEN)
                 for k in range(fakes.shape[1])]
         rows.append(row)
