@@ -3,7 +3,8 @@
 Everything the suite derives lives under ``cache_dir()``: feature matrices (``features/``, each
 ``<key>.npy`` with a ``<key>.json`` naming the inputs behind the key), decoded image-folder arrays
 (``arrays/``), torch-fidelity's real-side features (``fidelity/``), the dedup task's autoencoders
-(``dedup/``) and data sets' content fingerprints (``fingerprints/``, ``dcgan.data.fingerprint``). All
+(``dedup/``), the classifiers trained on real images (``classifiers/``, ``bench.classifier``) and data
+sets' content fingerprints (``fingerprints/``, ``dcgan.data.fingerprint``). All
 of them are recomputed when missing, so they may be removed at any time. "Last use" is a file's
 mtime: a cache hit refreshes it (``dcgan.fsutil.mark_used``), so pruning removes what no run has read
 for longest, not what was made first. Downloads are not derived: the Inception weights
@@ -33,7 +34,7 @@ SIZE_HELP = "bytes, or with a binary K/M/G/T suffix (1K = 1024, 1G = 1024^3), e.
 
 # folder -> kind; weights and data sets are downloads, not derived data
 FOLDERS = {"features": "features", "arrays": "arrays", "fidelity": "fidelity", "dedup": "autoencoder",
-           "fingerprints": "fingerprint", "weights": "weights"}
+           "classifiers": "classifier", "fingerprints": "fingerprint", "weights": "weights"}
 KEPT = {"weights": "download: removed only with --include-weights",
         "data": "downloaded data set: never removed by bench cache"}
 _UNITS = ("", "K", "M", "G", "T")
@@ -96,6 +97,8 @@ class Entry:
             return "left behind by an interrupted write"
         if self.kind == "fingerprint":
             return "the content fingerprint of a data set's files, for their paths, sizes and times"
+        if self.kind == "classifier":
+            return "a small CNN trained on real images by the fixed recipe (bench.classifier)"
         if self.kind == "fidelity":
             items = [m.groups() for p in self.paths if (m := _FIDELITY_ITEM.match(p.name))]
             if items:

@@ -189,15 +189,17 @@ def measure_speed(subject: Subject, device: torch.device, *, precision: str = "f
                   batch: int = 64, repeats: int = 3) -> Speed:
     """A few timed passes (after one untimed) of the model's nets, of a 1024 x 1024 float32 product and,
     when ``inception``, of the FID's Inception."""
-    def per_image(net, x) -> float:
-        labels = default_labels(net, len(x))
+    def per_image(net, x, labels) -> float:
         return _per_image(net, x, repeats, labels=labels.to(device) if labels is not None else None)
 
     cfg = subject.model
     images = torch.zeros(batch, cfg.nc, cfg.image_size, cfg.image_size, device=device)
-    d = per_image(load_net(subject.d, "discriminator", takes=None)[0].to(device), images) if subject.d else 0.0
-    g = (per_image(load_net(subject.g, "generator", takes=None)[0].to(device),
-                   family_of(cfg).example_input(cfg, batch).to(device)) if subject.g else 0.0)
+    D = load_net(subject.d, "discriminator", takes=None)[0].to(device) if subject.d else None
+    G = load_net(subject.g, "generator", takes=None)[0].to(device) if subject.g else None
+    d = per_image(D, images, default_labels(D, batch)) if D is not None else 0.0
+    family = family_of(cfg)
+    g = (per_image(G, family.example_input(cfg, batch).to(device), family.example_labels(G, batch))
+         if G is not None else 0.0)
     a = np.ones((1024, 1024), np.float32)
     a @ a
     t0 = time.perf_counter()

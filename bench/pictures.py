@@ -11,7 +11,8 @@
   point of the plot), x = the training step the checkpoint
   was exported at, or its epoch when the checkpoint does not record steps (pytorch/examples' files).
   Drawn with matplotlib's Agg backend (no display).
-- ``plot_training_log``: a training run's ``log.csv``, losses and D's outputs against the step.
+- ``plot_training_log``: a training run's ``log.csv`` against the step, its columns grouped into panels as
+  its model family says (``Family.log_panels``), every other column in a panel of its own.
 - ``plot_bars``: groups of bars with error bars (a report card's probe accuracy per D layer).
 - ``save_png`` and ``save_figure``: how a PIL image and a matplotlib figure are written.
 """
@@ -84,25 +85,43 @@ def plot_vs_step(measurements: list[Measurement], path: Path, title: str = "") -
     return save_figure(fig, path)
 
 
-def plot_training_log(log: Path, path: Path, title: str = "") -> Path:
-    """Two panels against the step: D's and G's losses, and D(x), D(G(z)) (before and after D's update)."""
+LOG_AXES = ("step", "epoch", "seconds")  # log.csv's columns that are no training number
+
+
+def log_panels(columns: list[str], declared=()) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The panels of a training log with ``columns``: each ``declared`` panel (title, ((column, label), ...),
+    a family's ``log_panels``) with the columns the log has, then a panel of its own for every other number."""
+    panels = [(title, [(c, label) for c, label in series if c in columns]) for title, series in declared]
+    panels = [(title, series) for title, series in panels if series]
+    drawn = {c for _, series in panels for c, _ in series}
+    return panels + [(c, [(c, c)]) for c in columns if c not in drawn and c not in LOG_AXES]
+
+
+def plot_training_log(log: Path, path: Path, title: str = "", panels=()) -> Path:
+    """The numbers of a training run's ``log.csv`` against the step, in the panels of ``log_panels`` (``panels``:
+    the family's grouping), at most three to a row. A number a step did not log (empty or NaN: a G loss on a
+    step that only updates D) is skipped, its line joining the steps that did."""
     import csv
 
     with open(log, newline="") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        columns, rows = list(reader.fieldnames or []), list(reader)
     step = [int(r["step"]) for r in rows]
-    panels = (("losses", (("loss_d", "D loss"), ("loss_g", "G loss"))),
-              ("D's outputs", (("d_x", "D(x)"), ("d_g_z1", "D(G(z)) before D's step"),
-                               ("d_g_z2", "D(G(z)) after D's step"))))
+    chosen = log_panels(columns, panels)
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
-    for ax, (name, series) in zip(axes, panels):
+    per_row = min(3, len(chosen)) if len(chosen) != 4 else 2
+    fig, axes = plt.subplots(math.ceil(len(chosen) / per_row), per_row, figsize=(5.5 * per_row, 3.4 * math.ceil(
+        len(chosen) / per_row)), squeeze=False)
+    for ax, (name, series) in zip(axes.flat, chosen):
         for column, label in series:
-            ax.plot(step, [float(r[column]) for r in rows], label=label, linewidth=0.9)
+            points = [(x, y) for x, y in zip(step, (float(r[column] or "nan") for r in rows)) if math.isfinite(y)]
+            ax.plot([x for x, _ in points], [y for _, y in points], label=label, linewidth=0.9)
         ax.set_xlabel("training step")
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(chosen):]:
+        ax.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -23,6 +23,7 @@ from dcgan.data import data_fingerprint, load_dataset
 from dcgan.models import FAMILIES
 from dcgan.models.cdcgan import CDCGANConfig
 from dcgan.models.srgan import SRGANConfig
+from dcgan.models.stargan import StarGANConfig
 from dcgan.nets import sample_z
 from fixtures_fid import write_tiny_weights
 from fixtures_tasks import tiny_checkpoints
@@ -65,7 +66,8 @@ def _record_reads(monkeypatch) -> tuple[set, set]:
 # a tiny model of each family: the conditional one with its default conditioning (concat G, projection D)
 MODELS = {"dcgan": DCGANConfig(image_size=32, nc=3, ngf=8, ndf=8),
           "cdcgan": CDCGANConfig(image_size=32, nc=3, ngf=8, ndf=8),
-          "srgan": SRGANConfig(image_size=32, nc=3, ngf=8, ndf=8, blocks=2, hr_size=32)}
+          "srgan": SRGANConfig(image_size=32, nc=3, ngf=8, ndf=8, blocks=2, hr_size=32),
+          "stargan": StarGANConfig(image_size=32, nc=3, ngf=8, ndf=8, res_blocks=1, domains=("disc", "square", "ring"))}
 NOT_APPLICABLE = ("conditional", "whose generator takes")  # the reasons a task gives for refusing a family
 
 

@@ -5,7 +5,8 @@ its runs wrote, copied beside the page so the folder stands alone.
 Sections: the model (config, parameter counts, recipe, data, steps, time, checkpoint hashes), its
 training (log and sample grids), representation (linear probes, per D layer), generation (FID and
 company against the step), classes (a conditional generator's class grid, CAS and intra-FID),
-learning not memorising (paper section 6), and the runs behind it all.
+learning not memorising (paper section 6), super-resolution and translation (an SR or a translating G
+beside its baselines), and the runs behind it all.
 Every result on the page names its CSV and ``run_id``.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from bench.evaluate import Step, duration
-from bench.report import classes, sections
+from bench.report import classes, sections, translation
 from bench.report.doc import Doc, Section, Table, to_markdown
 from bench.report.html import render
 from bench.results import read_rows
@@ -30,11 +31,12 @@ from dcgan.device import describe_device
 from dcgan.fsutil import atomic_path
 
 TITLES = {"representation": "Representation", "generation": "Generation", "classes": "Classes",
-          "learning": "Learning, not memorising", "super-resolution": "Super-resolution", "data": "Data",
-          "other": "Other tasks"}
+          "learning": "Learning, not memorising", "super-resolution": "Super-resolution", "translation": "Translation",
+          "data": "Data", "other": "Other tasks"}
 # the sections with a builder of their own; any other gets sections.generic
 BUILDERS = {"representation": sections.representation, "generation": sections.generation,
-            "classes": classes.classes, "learning": sections.learning, "super-resolution": sections.super_resolution}
+            "classes": classes.classes, "learning": sections.learning, "super-resolution": sections.super_resolution,
+            "translation": translation.translation}
 
 
 class Card:

@@ -69,19 +69,36 @@ def training(card) -> Section:
     blocks = []
     if s.log:
         from bench.pictures import plot_training_log
+        from dcgan.models import family_of
 
-        plot_training_log(s.log, card.picture_path("training-plot.png"))
-        blocks.append(Figure("img/training-plot.png", "Losses and D's outputs against the step (log.csv). D(x) "
-                             "near 1 with D(G(z)) near 0 for long means D wins outright and G learns little; "
-                             "the two wandering around each other is a healthy game."))
+        plot_training_log(s.log, card.picture_path("training-plot.png"), panels=family_of(s.model).log_panels(s.model))
+        blocks.append(Figure("img/training-plot.png", "The numbers the training logged (log.csv) against the step; a "
+                             "number of G is missing on steps that did not update G. " + _log_hint(card)))
     else:
         blocks.append(Note("No training log: these checkpoints come without their run folder (log.csv)."))
     grids = [Figure(card.copy(grid, f"samples-{grid.name}"), f"after {grid.stem.replace('epoch', 'epoch ')}")
              for grid in spaced(s.sample_grids, SAMPLE_GRIDS)]
     if grids:
-        blocks.append(Gallery(grids, "Samples from one fixed z after each of these epochs: the same tiles across "
-                                     "epochs show what training changed."))
+        blocks.append(Gallery(grids, "The run's sample grid after each of these epochs, made from the same inputs "
+                                     "every time (one fixed z; a translator's same training images): the same "
+                                     "tiles across epochs show what training changed."))
     return Section("training", "Training", blocks)
+
+
+LOG_HINTS = (  # (columns a log must have, how to read them) for the training plot's caption
+    (("d_x", "d_g_z1"), "D(x) near 1 with D(G(z)) near 0 for long means D wins outright and G learns little; the "
+                        "two wandering around each other is a healthy game."),
+    (("d_real", "d_fake"), "The sum of -D_src(x) and D_src(G(x, c)) is minus the critic's estimate of the Wasserstein "
+                           "distance: it should rise towards 0 as the translations become harder to tell from real "
+                           "images."),
+    (("g_rec",), "The reconstruction L1 falling says G keeps what it does not need to change."),
+)
+
+
+def _log_hint(card) -> str:
+    log = _log(card)
+    columns = set(log[0]) if log else set()
+    return " ".join(hint for needs, hint in LOG_HINTS if columns.issuperset(needs))
 
 
 # ---- representation ---------------------------------------------------------------------------------

@@ -224,13 +224,14 @@ class RunContext:
         return generate(G, z, batch_size=self.batch_size, device=self.device, precision=self.precision,
                         labels=labels, **options)
 
-    def split(self, split: str, image_size: int, channels: int):
+    def split(self, split: str, image_size: int, channels: int, **options):
         """One split of the run's data set, loaded once per run (labels, features and batch-norm
-        re-estimation all ask for it)."""
-        key = (split, image_size, channels)
+        re-estimation all ask for it); ``options``: ``load_dataset``'s selection of classes or attributes
+        (a model family's ``data_options``, e.g. a translator's domains)."""
+        key = (split, image_size, channels, tuple(sorted(options.items())))
         if key not in self._splits:
             self._splits[key] = load_dataset(self.dataset, split, root=self.data_root, image_size=image_size,
-                                             channels=channels, subset=self.subset, seed=self.seed)
+                                             channels=channels, subset=self.subset, seed=self.seed, **options)
         return self._splits[key]
 
     def num_classes(self) -> int | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.classifier import accuracies, forward_flops, predict, train_classifier
+from bench.classifier import ClassifierParams, accuracies, forward_flops, images_of, predict, train_classifier
 from bench.features import to_uint8
 from bench.results import Measurement
 from bench.tasks.base import TASKS, ConditionalTask, RunContext, Workload
@@ -31,31 +31,21 @@ from dcgan.checkpoint import fingerprint, load_net
 from dcgan.errors import ConfigError, DataError
 from dcgan.generate import balanced_labels, generate
 from dcgan.nets import sample_z
-from dcgan.params import Params, param
+from dcgan.params import param
 
 CHUNK = 4096  # samples drawn at a time: float images of a whole training set never sit in memory at once
 
 
 @dataclass(frozen=True)
-class CasParams(Params):
+class CasParams(ClassifierParams):
     per_class: int | None = param(None, "training images of each class, generated and real; none: as many as the "
                                         "real training split's smallest class has (Ravuri & Vinyals train on as many "
                                         "samples as the real training set holds)", low=1)
-    epochs: int = param(30, "passes over each training set (docs/experiments/cgan.md: 10 left CIFAR-10's real "
-                            "ceiling 6.6 points short of 30)", low=1)
-    lr: float = param(1e-3, "Adam's learning rate (Kingma & Ba 2015's default)", low=0, low_open=True)
-    batch_size: int = param(128, "images a minibatch", low=1)
-    width: int = param(32, "channels of the classifier's first block (then twice, four times as many)", low=1)
     draws: int = param(1, "training sets and classifiers per model, each from its own seed (seed + draw)", low=1)
     unconditional: str | None = param(None, "an unconditional generator (g.pt) to compare: its samples, labelled by "
                                             "the real-trained classifier, train the same classifier")
     draw_limit: int = param(10, "unconditional comparison: samples drawn at most, in multiples of per_class x "
                                 "classes, to find per_class of each class", low=1)
-
-    def recipe(self) -> str:
-        """The ``features`` column: the classifier and its recipe (rows of other recipes never average together)."""
-        return (f"small-cnn w{self.width}, adam lr {self.lr:g} cosine, {self.epochs} epochs, "
-                f"batches of {self.batch_size}")
 
 
 @TASKS.register("cas")
@@ -89,15 +79,15 @@ class Cas(ConditionalTask):
         baseline = _unconditional(ctx, p, cfg)  # checked before any work
         train = ctx.split("train", cfg.image_size, cfg.nc)
         test = ctx.split("test", cfg.image_size, cfg.nc)
-        train_y, test_x, test_y = train.labels, _images(test), test.labels
+        train_y, test_x, test_y = train.labels, images_of(test), test.labels
         counts = torch.bincount(train_y, minlength=K)
         per_class = p.per_class or int(counts.min())
         if counts.min() < per_class:
             c = int(counts.argmin())
             raise DataError(f"per_class={per_class}: class {c} has only {int(counts[c])} images in the train split of "
                             f"{ctx.dataset}" + (f" (--subset {ctx.subset})" if ctx.subset else ""))
-        train_x = _images(train)
-        options = dict(epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, width=p.width, device=ctx.device)
+        train_x = images_of(train)
+        options = dict(**p.options(), device=ctx.device)
         out = []
         for draw in range(p.draws):
             seed = ctx.seed + draw
@@ -134,12 +124,6 @@ def _unconditional(ctx: RunContext, p: CasParams, cfg) -> tuple | None:
         raise ConfigError(f"unconditional={path} draws {ucfg.nc}x{ucfg.image_size}x{ucfg.image_size} images, the "
                           f"generator measured {cfg.nc}x{cfg.image_size}x{cfg.image_size}")
     return G.to(ctx.device), ucfg, path
-
-
-def _images(data) -> torch.Tensor:
-    """Every image of a data set as one uint8 tensor (N, C, S, S), in its order."""
-    loader = torch.utils.data.DataLoader(data, batch_size=1024, shuffle=False, num_workers=0)
-    return torch.cat([x for x, _ in loader])
 
 
 def _pick(labels: torch.Tensor, per_class: int, K: int, rng: np.random.Generator) -> torch.Tensor:

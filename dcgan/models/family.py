@@ -26,6 +26,7 @@ differs through these hooks, and the trainer stays the same for every family:
 - ``batch``: a step's arguments made from a batch of the data set's uint8 images (and classes);
 - ``step``: the optimisation step on them, returning the numbers ``stats`` names (``log.csv``'s columns);
 - ``epoch_grid``: the images of each epoch's sample grid;
+- ``log_panels``: how the report card groups ``stats``' columns into the panels of its training plot;
 - ``trains_discriminator``: whether a config's run trains D at all (else no ``d.pt`` is exported);
 - ``adam``: the paper's learning rate and beta1, the training defaults;
 - ``learning_rate``: the rate at a step of the run (SRGAN's GAN stage drops it tenfold halfway);
@@ -49,7 +50,7 @@ from torch import nn
 from dcgan.config import DCGANConfig, ModelConfig, known_keys
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
-from dcgan.generate import generate
+from dcgan.generate import default_labels, generate
 from dcgan.nets import sample_z
 from dcgan.registry import Registry
 
@@ -83,6 +84,15 @@ class Family:
     def stats(cls, cfg: ModelConfig) -> tuple[str, ...]:
         """The numbers ``step`` returns for a run of ``cfg``, in ``log.csv``'s column order."""
         return ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2")
+
+    @classmethod
+    def log_panels(cls, cfg: ModelConfig) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+        """How the report card groups ``log.csv``'s columns into panels: (title, ((column, label), ...)) each
+        (``bench.pictures.plot_training_log``; a column of no panel gets one of its own). Here the DCGAN
+        step's: the losses, and D's outputs on real and fake images before and after D's step."""
+        return (("losses", (("loss_d", "D loss"), ("loss_g", "G loss"))),
+                ("D's outputs", (("d_x", "D(x)"), ("d_g_z1", "D(G(z)) before D's step"),
+                                 ("d_g_z2", "D(G(z)) after D's step"))))
 
     @classmethod
     def trains_discriminator(cls, cfg: ModelConfig) -> bool:
@@ -140,6 +150,12 @@ class Family:
     def example_input(cls, cfg: ModelConfig, n: int) -> torch.Tensor:
         """``n`` inputs of G's shape (zeros), for timing it: z for a GAN of z."""
         return torch.zeros(n, cfg.nz, 1, 1)
+
+    @classmethod
+    def example_labels(cls, G: nn.Module, n: int) -> torch.Tensor | None:
+        """The labels G takes beside ``n`` of ``example_input``, for timing it: a conditional G's class-balanced
+        ones (``default_labels``), none for an unconditional G."""
+        return default_labels(G, n)
 
     @classmethod
     def epoch_grid(cls, t: "Trainer") -> tuple[torch.Tensor, int | None]:

@@ -101,13 +101,15 @@ class StarGANConfig(ModelConfig):
 def translate(G: Translator, images_u8: torch.Tensor, targets: torch.Tensor, *, batch_size: int,
               device: torch.device | str, precision: str = "fp32") -> torch.Tensor:
     """G's translations of uint8 images into ``targets`` (a domain index per image, or a 0/1 attribute
-    row), float32 on the CPU in [-1, 1]; ``batch_size`` at a time, under bf16 autocast if asked."""
+    row), float32 on the CPU in [-1, 1]; ``batch_size`` at a time, under bf16 autocast if asked. Float
+    images are taken as already in [-1, 1]: a translation translated again (the cycle back)."""
     device = torch.device(device)
     out = []
     with evaluating(G):
         for x, c in zip(images_u8.split(batch_size), targets.split(batch_size)):
+            x = to_unit(x.to(device), False) if x.dtype == torch.uint8 else x.to(device)
             with autocast(device, precision):
-                out.append(G(to_unit(x.to(device), False), labels=c.to(device)).float().cpu())
+                out.append(G(x, labels=c.to(device)).float().cpu())
     return torch.cat(out) if out else torch.empty(0, *images_u8.shape[1:])
 
 
@@ -167,6 +169,21 @@ class StarGAN(Family):
     @classmethod
     def example_input(cls, cfg: StarGANConfig, n: int) -> torch.Tensor:
         return torch.zeros(n, cfg.nc, cfg.image_size, cfg.image_size)
+
+    @classmethod
+    def example_labels(cls, G: Translator, n: int) -> torch.Tensor:
+        """Targets to time G with: domains in turn (class kind), no attribute set (attribute kind)."""
+        K = G.num_domains
+        return torch.zeros(n, K, dtype=torch.long) if G.cfg.multi_label else torch.arange(n) % K
+
+    @classmethod
+    def log_panels(cls, cfg: StarGANConfig) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+        """D_src's scores (the Wasserstein estimate's terms and G's adversarial loss), the domain classification
+        losses, the gradient penalty, the cycle's L1: each on its own scale."""
+        return (("D_src", (("d_real", "-D_src(x)"), ("d_fake", "D_src(G(x, c))"), ("g_fake", "G: -D_src(G(x, c))"))),
+                ("domain classification", (("d_cls", "D_cls on real images"), ("g_cls", "D_cls on G(x, c)"))),
+                ("gradient penalty", (("d_gp", "(||grad D_src|| - 1)^2"),)),
+                ("reconstruction", (("g_rec", "|x - G(G(x, c), c')|"),)))
 
     @classmethod
     def learning_rate(cls, cfg: StarGANConfig, lr: float, step: int, total: int) -> float:
