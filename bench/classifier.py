@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from dcgan.errors import ConfigError
 from dcgan.fsutil import atomic_path, cache_dir, mark_used
@@ -113,7 +114,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     loss = nn.BCEWithLogitsLoss() if multi_label else nn.CrossEntropyLoss()
     targets = labels.float() if multi_label else labels
-    for _ in range(epochs):
+    for _ in tqdm(range(epochs), desc="domain/class classifier", unit="epoch", disable=None, leave=False):
         for batch in torch.randperm(len(images), generator=g).split(batch_size):
             x, y = images[batch].to(device), targets[batch].to(device)
             optimizer.zero_grad(set_to_none=True)
