@@ -50,7 +50,7 @@ from torch import nn
 from dcgan.config import DCGANConfig, ModelConfig, known_keys
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
-from dcgan.generate import default_labels, generate
+from dcgan.generate import default_labels, evaluating, generate
 from dcgan.nets import sample_z
 from dcgan.registry import Registry
 
@@ -238,6 +238,25 @@ def to_unit(images_u8: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """uint8 images as floats in [-1, 1], the suite's pixel range, in the run's memory format."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     return (images_u8.float() / 127.5 - 1).contiguous(memory_format=fmt)
+
+
+@torch.no_grad()
+def images_through(G: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, *, batch_size: int,
+                   device: torch.device | str, precision: str = "fp32") -> torch.Tensor:
+    """G's outputs for a G that takes images (SRGAN's LR, StarGAN's inputs with ``labels``, their target
+    domains), float32 on the CPU in [-1, 1]: ``batch_size`` at a time, in eval mode (G's mode restored
+    after), under bf16 autocast if asked. uint8 images are scaled to [-1, 1]; float ones are taken as
+    already there (a translation translated again)."""
+    device = torch.device(device)
+    out = []
+    with evaluating(G):
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(device)
+            x = to_unit(x, False) if x.dtype == torch.uint8 else x
+            c = None if labels is None else labels[i:i + batch_size].to(device)
+            with autocast(device, precision):
+                out.append(G(x, labels=c).float().cpu())
+    return torch.cat(out) if out else torch.empty(0, *images.shape[1:])
 
 
 def _plus(loss: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:

@@ -37,9 +37,8 @@ from dcgan.config import MAX_WIDTH, ModelConfig
 from dcgan.data.pairs import bicubic, centre_corners, check_hr_source, lr_hr_pairs, random_corners
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
-from dcgan.generate import evaluating
 from dcgan.models.content_loss import CONTENT_LOSSES, MIN_SIDE, content_loss
-from dcgan.models.family import Family, register_family, to_unit
+from dcgan.models.family import Family, images_through, register_family, to_unit
 from dcgan.models.srgan_nets import SRDiscriminator, SRResNet
 from dcgan.params import param
 
@@ -86,18 +85,11 @@ class SRGANConfig(ModelConfig):
                 f"{self.stage}, content loss {self.content_loss}")
 
 
-@torch.no_grad()
 def super_resolve(G: SRResNet, lr_u8: torch.Tensor, *, batch_size: int, device: torch.device | str,
                   precision: str = "fp32") -> torch.Tensor:
-    """G's SR images of uint8 LR images, float32 on the CPU in [-1, 1]: ``batch_size`` at a time, in eval
-    mode (batch norm's running statistics; G's mode is restored after), under bf16 autocast if asked."""
-    device = torch.device(device)
-    out = []
-    with evaluating(G):
-        for chunk in lr_u8.split(batch_size):
-            with autocast(device, precision):
-                out.append(G(to_unit(chunk.to(device), False)).float().cpu())
-    return torch.cat(out)
+    """G's SR images of uint8 LR images, float32 on the CPU in [-1, 1] (``images_through``: in eval mode,
+    batch norm's running statistics)."""
+    return images_through(G, lr_u8, batch_size=batch_size, device=device, precision=precision)
 
 
 def psnr(mse: float) -> float:

@@ -42,8 +42,7 @@ import torch.nn.functional as F
 from dcgan.config import MAX_WIDTH, ModelConfig
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
-from dcgan.generate import evaluating
-from dcgan.models.family import Family, register_family, to_unit
+from dcgan.models.family import Family, images_through, register_family, to_unit
 from dcgan.models.stargan_nets import PatchDiscriminator, Translator, domain_vector
 from dcgan.params import param
 
@@ -97,20 +96,12 @@ class StarGANConfig(ModelConfig):
                 f"PatchGAN D width {self.ndf}")
 
 
-@torch.no_grad()
-def translate(G: Translator, images_u8: torch.Tensor, targets: torch.Tensor, *, batch_size: int,
+def translate(G: Translator, images: torch.Tensor, targets: torch.Tensor, *, batch_size: int,
               device: torch.device | str, precision: str = "fp32") -> torch.Tensor:
-    """G's translations of uint8 images into ``targets`` (a domain index per image, or a 0/1 attribute
-    row), float32 on the CPU in [-1, 1]; ``batch_size`` at a time, under bf16 autocast if asked. Float
-    images are taken as already in [-1, 1]: a translation translated again (the cycle back)."""
-    device = torch.device(device)
-    out = []
-    with evaluating(G):
-        for x, c in zip(images_u8.split(batch_size), targets.split(batch_size)):
-            x = to_unit(x.to(device), False) if x.dtype == torch.uint8 else x.to(device)
-            with autocast(device, precision):
-                out.append(G(x, labels=c.to(device)).float().cpu())
-    return torch.cat(out) if out else torch.empty(0, *images_u8.shape[1:])
+    """G's translations of images (uint8, or float in [-1, 1]: a translation translated again, the cycle
+    back) into ``targets`` (a domain index per image, or a 0/1 attribute row), float32 on the CPU in
+    [-1, 1] (``images_through``)."""
+    return images_through(G, images, targets, batch_size=batch_size, device=device, precision=precision)
 
 
 def target_grid(labels: torch.Tensor, cfg: StarGANConfig) -> torch.Tensor:
