@@ -30,6 +30,8 @@ import warnings
 
 import torch
 
+from common import Figure, cpu_seconds, machine
+
 GOAL_SPEEDUP = 3.0
 FEATURE_TOLERANCE = 1e-5
 
@@ -45,11 +47,6 @@ class Images(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.images[i]
-
-
-def cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 def features(extractor, images: torch.Tensor, batch_size: int, workers: bool) -> tuple[torch.Tensor, float, float]:
@@ -88,30 +85,18 @@ def generator(args):
     return Generator(cfg).eval(), cfg  # random-init weights: the cost of a forward does not depend on them
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--n", type=int, default=500, help="generated images per variant")
-    p.add_argument("--batch-size", type=int, default=64, help="our Inception batch (torch-fidelity's default: 64)")
-    p.add_argument("--ckpt", default=None, help="a generator (default: a random-init 64-wide DCGAN G)")
-    p.add_argument("--image-size", type=int, default=32, choices=(32, 64, 128), help="of the random-init G")
-    p.add_argument("--weights", default=None, help="Inception weights (default: as `bench run fid` resolves them)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--bf16", action="store_true", help="also time bf16 autocast and report its FID deviation")
-    p.add_argument("--real", default="synthetic", help="registered data set for the bf16 FID check")
-    p.add_argument("--data-root", default=None, help="its --data-root")
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message="This DataLoader will create")  # torch-fidelity's 4 workers on 2 cores
+def measure(args) -> tuple[list[tuple], float, DCGANConfig, dict]:
+    """Rows (variant, batch, feature seconds, CPU use, max relative feature difference), the sampling
+    seconds, the generator's config and our extractors with their features, for ``args.n`` samples."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
     from bench.fidelity import FastInceptionV3, GeneratorSamples
     from dcgan.weights import resolve_weights
 
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="This DataLoader will create")  # torch-fidelity's 4 workers on 2 cores
     weights = str(resolve_weights(args.weights))
     G, cfg = generator(args)
-    load = os.getloadavg()[0]
 
     t0 = time.perf_counter()
     samples = GeneratorSamples(G, cfg, args.n, seed=0, device=torch.device("cpu"), batch_size=256)
@@ -130,13 +115,48 @@ def main() -> None:
         feats, t, use = features(net, images, args.batch_size, workers=False)
         ours[precision] = (net, feats)
         rows.append((f"ours {precision}", args.batch_size, t, use, rel_diff(feats, ref)))
+    return rows, t_sample, cfg, ours
+
+
+def figures(quick: bool, data_root: str | None) -> list[Figure]:
+    """Ours fp32 (the goal) and bf16 (no goal: not a standard FID) against torch-fidelity's default."""
+    args = argparse.Namespace(n=128 if quick else 256, batch_size=64, ckpt=None, image_size=32, weights=None, bf16=True)
+    rows, _, _, _ = measure(args)
+    (_, _, t_ref, _, _), *ours = rows
+    found = []
+    for name, _, t, use, diff in ours:
+        speedup, exact = t_ref / t, diff <= FEATURE_TOLERANCE
+        goal = f">= {GOAL_SPEEDUP:g}x, features equal to {FEATURE_TOLERANCE:g}" if name == "ours fp32" else \
+            "none (features not equal: not a standard FID)"
+        found.append(Figure(f"FID features, {args.n} samples of a 32 px G, {name} (feature diff {diff:.1e}, "
+                            f"CPU use {use:.0%})", f"{args.n / t:.1f} img/s", f"{args.n / t_ref:.1f} img/s", speedup,
+                            goal, (speedup >= GOAL_SPEEDUP and exact) if name == "ours fp32" else None))
+    return found
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--n", type=int, default=500, help="generated images per variant")
+    p.add_argument("--batch-size", type=int, default=64, help="our Inception batch (torch-fidelity's default: 64)")
+    p.add_argument("--ckpt", default=None, help="a generator (default: a random-init 64-wide DCGAN G)")
+    p.add_argument("--image-size", type=int, default=32, choices=(32, 64, 128), help="of the random-init G")
+    p.add_argument("--weights", default=None, help="Inception weights (default: as `bench run fid` resolves them)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--bf16", action="store_true", help="also time bf16 autocast and report its FID deviation")
+    p.add_argument("--real", default="synthetic", help="registered data set for the bf16 FID check")
+    p.add_argument("--data-root", default=None, help="its --data-root")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
+    rows, t_sample, cfg, ours = measure(args)
+    t_ref = rows[0][2]
 
     print(f"## FID pipeline throughput: {args.n} samples of a {cfg.image_size} px generator, Inception-v3 "
           f"features (goal: ours fp32 >= {GOAL_SPEEDUP:g}x torch-fidelity default, features equal to "
           f"{FEATURE_TOLERANCE:g})")
     print()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} logical CPUs, "
-          f"load average before the runs {load:.2f}; sampling: {args.n / t_sample:.0f} images/s "
+    print(f"{machine()}; load average before the runs {load:.2f}; sampling: {args.n / t_sample:.0f} images/s "
           f"({t_sample:.1f} s)")
     print()
     print("| variant | batch | features images/s | sample + features images/s | speedup | CPU use "
