@@ -98,12 +98,19 @@ def run(task, ckpt, dataset, data_root, split, real, fake, subset, seed, device,
       bench run forget --ckpt g.pt --set boxes=boxes.csv       (without boxes: the numbered samples)
       bench run guided-backprop --ckpt d.pt --dataset fashion-mnist --data-root ~/data/fashion-mnist
       bench run memorisation --ckpt g.pt --dataset fashion-mnist --data-root ~/data/fashion-mnist
+      torchrun --nproc_per_node 4 $(which bench) run cifar10-svm --ckpt d.pt --data-root ~/data/cifar10
+                                  (the processes share the extraction; rank 0 fits and writes)
     """
     from bench.run import run as run_task
+    from bench.shards import on_rank0
 
-    result = run_task(task, ckpt=ckpt, dataset=dataset, data_root=data_root, split=split, real=real, fake=fake,
-                      seed=seed, subset=subset, device=device, precision=precision, batch_size=batch_size,
-                      overrides=_parse_sets(sets), recipe=recipe, results_dir=results_dir)
+    overrides = _parse_sets(sets)
+    result = on_rank0(device, lambda dev: run_task(
+        task, ckpt=ckpt, dataset=dataset, data_root=data_root, split=split, real=real, fake=fake, seed=seed,
+        subset=subset, device=dev, precision=precision, batch_size=batch_size, overrides=overrides, recipe=recipe,
+        results_dir=results_dir))
+    if result is None:  # a rank > 0 of a torchrun job: it extracted its shares, rank 0 reports
+        return
     from bench.report import summarize, to_markdown
 
     if result.message:  # the task stopped for the user's input: no rows, what to do next
@@ -152,20 +159,27 @@ def evaluate(run_dir, g, d, dataset, data_root, budget, suite_file, only, skip, 
     model (or one after Ctrl-C) does only what is missing.
     """
     from bench.evaluate import evaluate as run_evaluation
+    from bench.shards import on_rank0
     from bench.subject import from_checkpoints, from_run
     from bench.suite import budget_path, load_suite, select
 
     if run_dir and (g or d):
         raise UserError("give a run folder or --g/--d checkpoints, not both")
-    suite = load_suite(suite_file) if suite_file else load_suite(budget_path(budget), budget)
-    suite = select(suite, only, skip)
-    subject = (from_run(run_dir, dataset, data_root, name) if run_dir
-               else from_checkpoints(g, d, dataset, data_root, name))
+
+    def evaluation(dev: str):
+        suite = load_suite(suite_file) if suite_file else load_suite(budget_path(budget), budget)
+        subject = (from_run(run_dir, dataset, data_root, name) if run_dir
+                   else from_checkpoints(g, d, dataset, data_root, name))
+        return run_evaluation(subject, select(suite, only, skip), results_dir=results_dir, out=out, device=dev,
+                              seed=seed, precision=precision, batch_size=batch_size, echo=click.echo)
+
     try:
-        page, steps = run_evaluation(subject, suite, results_dir=results_dir, out=out, device=device, seed=seed,
-                                     precision=precision, batch_size=batch_size, echo=click.echo)
+        done = on_rank0(device, evaluation)
     except KeyboardInterrupt:
         sys.exit(130)
+    if done is None:  # a rank > 0 of a torchrun job: it extracted its shares, rank 0 reports
+        return
+    page, steps = done
     failed = [s for s in steps if s.status == "failed"]
     click.echo(f"report card: {page} (and {page.with_name('report.md')})"
                + (f"; {len(failed)} run(s) failed, see the card" if failed else ""))

@@ -26,6 +26,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from bench.cache import cap_from_env, prune
+from bench.shards import Data, Net
 from dcgan.device import autocast
 from dcgan.errors import ConfigError, NotApplicable
 from dcgan.fsutil import atomic_path, atomic_write_bytes, cache_dir, mark_used
@@ -139,28 +141,71 @@ def extract_features(D: FeatureTaps, dataset, spec: LayerSpec, device: torch.dev
 
     Writes into ``out`` when given (e.g. a memory-mapped file), so the full matrix is never held twice.
     """
+    if out is None:
+        out = np.empty((len(dataset), spec.dims(D)), dtype=np.float32)
+    row = 0
+    for feats in feature_batches(D, dataset, spec, device, batch_size, precision):
+        out[row: row + len(feats)] = feats
+        row += len(feats)
+    return out
+
+
+@torch.no_grad()
+def feature_batches(D: FeatureTaps, dataset, spec: LayerSpec, device: torch.device, batch_size: int = 256,
+                    precision: str = "fp32"):
+    """``extract_features`` a batch at a time: float32 (batch, dims) arrays, in order."""
     layers = spec.resolve(D)
     D = D.eval().to(device, memory_format=torch.channels_last)
-    n = len(dataset)
-    if out is None:
-        out = np.empty((n, spec.dims(D)), dtype=np.float32)
-    row = 0
-    for x, _ in tqdm(_batches(dataset, batch_size), total=-(-n // batch_size), desc="extracting features",
+    for x, _ in tqdm(_batches(dataset, batch_size), total=-(-len(dataset) // batch_size), desc="extracting features",
                      unit="batch", disable=None, leave=False):
         with autocast(device, precision):
             acts = D.forward_intermediates(_to_input(x, device), layers)
-        feats = torch.cat([_pool(acts[name], spec.pool, spec.grid) for name in layers], dim=1)
-        out[row: row + len(x)] = feats.cpu().numpy()
-        row += len(x)
-    return out
+        yield torch.cat([_pool(acts[name], spec.pool, spec.grid) for name in layers], dim=1).cpu().numpy()
 
 
 def pixel_features(data, out: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """Raw pixels as features: each image of ``data`` scaled to [-1, 1] (as D sees it) and flattened."""
+    row = 0
+    for rows in pixel_batches(data, chunk):
+        out[row: row + len(rows)] = rows
+        row += len(rows)
+    return out
+
+
+def pixel_batches(data, chunk: int = 1024):
+    """``pixel_features`` ``chunk`` images at a time."""
     for s in range(0, len(data), chunk):
         rows = [data[i][0] for i in range(s, min(s + chunk, len(data)))]
-        out[s: s + len(rows)] = (torch.stack(rows).float() / 127.5 - 1).flatten(1).numpy()
-    return out
+        yield (torch.stack(rows).float() / 127.5 - 1).flatten(1).numpy()
+
+
+@dataclass
+class FeatureJob:
+    """D's features of a split (``feature_batches``; raw pixels when ``net`` is None) as a job of
+    ``bench.shards``: every rank of a torchrun job rebuilds D from ``net`` and extracts its shard of
+    the rows, in the batches one process would make (``unit``), so the matrix is one process's."""
+
+    net: Net | None
+    data: Data
+    n: int
+    spec: LayerSpec
+    batch_size: int
+    precision: str
+    dtypes: ClassVar[dict] = {"x": np.float32}
+
+    @property
+    def unit(self) -> int:
+        return self.batch_size
+
+    @property
+    def shippable(self) -> bool:
+        return self.data.ref is not None
+
+    def chunks(self, rows: range, device: torch.device, notes: dict):
+        part = torch.utils.data.Subset(self.data.get(), rows)
+        batches = (pixel_batches(part, self.batch_size) if self.net is None else
+                   feature_batches(self.net.get(device), part, self.spec, device, self.batch_size, self.precision))
+        return ({"x": x} for x in batches)
 
 
 def _key_fields(fields: dict) -> dict:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import warnings
 
 import torch
@@ -29,6 +30,16 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise ConfigError(f"unknown device {name!r}; expected one of {', '.join(DEVICES)}") from None
+
+
+def rank_device(device: torch.device, rank: int) -> torch.device:
+    """The device of one process of a torchrun job: ``cuda:LOCAL_RANK`` (made the current CUDA device) when
+    ``device`` is CUDA without an index and there are several GPUs, else ``device`` itself."""
+    if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return device
 
 
 def autocast(device: torch.device, precision: str):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -275,3 +276,18 @@ def sample_z(n: int, cfg: DCGANConfig, generator: torch.Generator | None = None,
     else:
         z = torch.randn(shape, generator=generator)
     return z.to(device)
+
+
+def indexed_z(indices, cfg: DCGANConfig, seed: int) -> torch.Tensor:
+    """The latent vectors (len(indices), nz, 1, 1) of samples ``indices`` of a set drawn with ``seed``:
+    sample i's z comes from a stream of its own, seeded by (seed, i) (numpy's SeedSequence), so it is
+    the same whichever batch, process or share of the set draws it. (A torch generator per sample
+    would not do: torch seeds its CPU generator with 32 bits, and 50,000 samples would collide.)"""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed {seed!r}: expected an integer >= 0")
+    streams = [np.random.default_rng([seed, int(i)]) for i in indices]
+    if cfg.z_dist == "uniform":
+        rows = [g.random(cfg.nz, dtype=np.float32) * 2 - 1 for g in streams]
+    else:
+        rows = [g.standard_normal(cfg.nz, dtype=np.float32) for g in streams]
+    return torch.from_numpy(np.stack(rows) if rows else np.empty((0, cfg.nz), np.float32)).view(-1, cfg.nz, 1, 1)

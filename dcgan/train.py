@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from dcgan.checkpoint import fingerprint, load_net, model_exports, read_checkpoint, save_checkpoint
 from dcgan.config import DCGANConfig, ModelConfig, known_keys
 from dcgan.data import load_dataset
-from dcgan.device import PRECISIONS, keep_freed_memory, resolve_device, seed_everything
+from dcgan.device import PRECISIONS, keep_freed_memory, rank_device, resolve_device, seed_everything
 from dcgan.errors import CheckpointError, ConfigError, one_line
 from dcgan.fsutil import atomic_path, writable_folder
 from dcgan.models import build_net, config_from_dict, family_of
@@ -116,7 +116,7 @@ class Trainer:
         self.family = family_of(cfg.model)
         self.folder = RunFolder(out, ("step", "epoch", *self.family.stats(cfg.model), "seconds"))
         self.world, self.rank = _distributed_setup(device)
-        self.device = _rank_device(resolve_device(device), self.rank)
+        self.device = rank_device(resolve_device(device), self.rank)
         if self.device.type == "cpu":
             keep_freed_memory()
         seed_everything(cfg.seed)
@@ -439,11 +439,3 @@ def _distributed_setup(device: str) -> tuple[int, int]:
         backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
     return dist.get_world_size(), dist.get_rank()
-
-
-def _rank_device(device: torch.device, rank: int) -> torch.device:
-    if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
-        local = int(os.environ.get("LOCAL_RANK", rank))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return device

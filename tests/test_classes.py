@@ -21,7 +21,7 @@ from bench.features import to_uint8
 from bench.run import run
 from dcgan.data import load_dataset
 from dcgan.generate import balanced_labels, generate
-from dcgan.nets import sample_z
+from dcgan.nets import indexed_z, sample_z
 from fixtures_classes import Emitter, serve
 from fixtures_fid import write_tiny_weights
 from fixtures_tasks import tiny_checkpoints
@@ -112,7 +112,7 @@ def test_intra_fid_equals_the_fid_task_run_by_hand_on_each_class(generators, tmp
 
     G = Emitter("digits", "faithful")
     labels = balanced_labels(20 * K, K)
-    fake = to_uint8(generate(G, sample_z(20 * K, G.cfg, torch.Generator().manual_seed(0)), batch_size=64,
+    fake = to_uint8(generate(G, indexed_z(range(20 * K), G.cfg, 0), batch_size=64,
                              device=CPU, labels=labels))
     real = load_dataset("digits", "train", image_size=32, channels=1)
     per = []
@@ -140,8 +140,10 @@ def test_intra_fid_sees_wrong_classes_that_the_whole_sample_fid_does_not(generat
     found = {mode: _values(run("intra-fid", ckpt=generators[mode], dataset="digits", device="cpu",
                                results_dir=tmp_path / "results",
                                overrides={"extractor": "tiny", "inception_weights": str(weights),
-                                          "per_class": 30}).rows)
+                                          "per_class": 100}).rows)
              for mode in ("faithful", "label_blind")}
+    # (at 30 a class the faithful sample's intra-FID is mostly small-count bias: the ratio below ranged 3-9
+    # over seeds 0-5; at 100 it is 11-25)
     # both draw real digits of every class in the same proportions: the whole sample cannot tell them apart
     assert found["label_blind"]["fid"] < 3 * found["faithful"]["fid"]
     assert found["label_blind"]["intra_fid"] > 5 * found["faithful"]["intra_fid"]

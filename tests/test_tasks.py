@@ -58,7 +58,7 @@ def _record_reads(monkeypatch) -> tuple[set, set]:
         return load_dataset(name, split, **kwargs)
 
     monkeypatch.setattr(sys.modules["bench.run"], "data_fingerprint", fingerprint)
-    for module in ("bench.tasks.base", "bench.tasks.fid"):
+    for module in ("bench.shards", "bench.tasks.fid"):  # DataRef.load: every split a task reads
         monkeypatch.setattr(sys.modules[module], "load_dataset", load)
     return declared, loaded
 

@@ -167,12 +167,18 @@ def load_autoencoder(path: str | Path) -> tuple[HashAutoencoder, dict]:
     containers only, so a file that would run code when unpickled is refused (ConfigError), not run."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        net = HashAutoencoder(blob["state_dict"]["encoder.weight"].shape[0])
-        net.load_state_dict({**net.state_dict(), **blob["state_dict"]})  # older files: the paper's buffers
+        net = autoencoder_from_state(blob["state_dict"])
     except (OSError, RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ConfigError(f"{path}: not a hashing autoencoder saved by the dedup task ({reason})") from e
     return net.eval(), blob.get("info", {})
+
+
+def autoencoder_from_state(state: dict) -> HashAutoencoder:
+    """The net of a state dict (its size read off the encoder; older files lack buffers: the paper's)."""
+    net = HashAutoencoder(state["encoder.weight"].shape[0])
+    net.load_state_dict({**net.state_dict(), **state})
+    return net.eval()
 
 
 def autoencoder_cache_path(data_fingerprint: str, transform_id: str, recipe: AERecipe, seed: int) -> Path:

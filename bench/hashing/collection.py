@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Iterator
 
 import numpy as np
@@ -67,24 +68,53 @@ class Hashed:
     seconds: dict[str, float]  # "read" (decoding) and each method's hashing
 
 
-def hash_collection(data, hashers: dict, chunk: int) -> Hashed:
-    """Read ``data`` once, ``chunk`` images at a time, hashing each chunk with every hasher
-    (uint8 images -> packed codes); memory holds one chunk of pixels and the codes."""
-    ids, codes, skipped = [], {m: [] for m in hashers}, []
-    seconds = dict.fromkeys(("read", *hashers), 0.0)
-    chunks = read_chunks(data, range(len(data)), chunk, skipped)
+def hashers(methods: tuple[str, ...], ae=None, probe_shift: int = 0) -> dict:
+    """The hashers of ``methods`` (``ae-hash`` with the autoencoder ``ae``, ``phash``), and with
+    ``probe_shift`` k each one's moved copies as ``"<method> probes"`` (``probe_codes``)."""
+    out = {}
+    if "ae-hash" in methods:
+        out["ae-hash"] = ae.hash
+    if "phash" in methods:
+        out["phash"] = phash
+    if probe_shift:
+        out.update({f"{m} probes": partial(probe_codes, fn, k=probe_shift) for m, fn in out.items()})
+    return out
+
+
+def hash_chunks(data, rows, hashers: dict, chunk: int, skipped: list, seconds: dict) -> Iterator[dict]:
+    """``data[rows]`` read ``chunk`` images at a time, each chunk hashed by every hasher: per chunk, the
+    readable images' ``ids`` and each method's codes. Unreadable images go to ``skipped``; the time spent
+    reading and in each hasher is added to ``seconds``."""
+    for key in ("read", *hashers):
+        seconds.setdefault(key, 0.0)
+    chunks = read_chunks(data, rows, chunk, skipped)
     while True:
         t0 = time.perf_counter()
         got = next(chunks, None)
         seconds["read"] += time.perf_counter() - t0
         if got is None:
-            break
-        ids.append(got[0])
+            return
+        out = {"ids": got[0]}
         for method, fn in hashers.items():
             t0 = time.perf_counter()
-            codes[method].append(fn(got[1]))
+            out[method] = fn(got[1])
             seconds[method] += time.perf_counter() - t0
-    if not ids:
-        raise DataError(f"none of the {len(data)} images could be decoded (first: {skipped[0][1]})" if skipped
+        yield out
+
+
+def assemble(arrays: dict[str, np.ndarray], skipped: list, seconds: dict, n: int) -> Hashed:
+    """The ``Hashed`` of a collection of ``n`` images from its chunks' arrays, joined; none readable is a
+    ``DataError``."""
+    if not len(arrays["ids"]):
+        raise DataError(f"none of the {n} images could be decoded (first: {skipped[0][1]})" if skipped
                         else "the collection holds no images")
-    return Hashed(np.concatenate(ids), {m: np.concatenate(c) for m, c in codes.items()}, skipped, seconds)
+    return Hashed(arrays["ids"], {m: a for m, a in arrays.items() if m != "ids"}, skipped, seconds)
+
+
+def hash_collection(data, hashers: dict, chunk: int) -> Hashed:
+    """Read ``data`` once, ``chunk`` images at a time, hashing each chunk with every hasher
+    (uint8 images -> packed codes); memory holds one chunk of pixels and the codes."""
+    skipped, seconds = [], {}
+    parts = list(hash_chunks(data, range(len(data)), hashers, chunk, skipped, seconds))
+    arrays = {k: np.concatenate([p[k] for p in parts]) for k in ("ids", *hashers)} if parts else {"ids": []}
+    return assemble(arrays, skipped, seconds, len(data))

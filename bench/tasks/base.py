@@ -25,12 +25,14 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from bench.features import FeatureCache, LayerSpec, extract_features, pixel_features, reestimate_batchnorm
+from bench import shards
+from bench.features import FeatureCache, FeatureJob, LayerSpec, reestimate_batchnorm
 from bench.params import build
 from bench.results import Measurement
+from bench.shards import Data, DataRef, Net, options_key
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.config import ModelConfig
-from dcgan.data import get_spec, load_dataset, resolved_spec
+from dcgan.data import get_spec, resolved_spec
 from dcgan.errors import ConfigError, DataError, NotApplicable
 from dcgan.generate import default_labels, generate
 from dcgan.models import build_net, check_classes
@@ -226,13 +228,14 @@ class RunContext:
 
     def split(self, split: str, image_size: int, channels: int, **options):
         """One split of the run's data set, loaded once per run (labels, features and batch-norm
-        re-estimation all ask for it); ``options``: ``load_dataset``'s selection of classes or attributes
-        (a model family's ``data_options``, e.g. a translator's domains)."""
-        key = (split, image_size, channels, tuple(sorted(options.items())))
-        if key not in self._splits:
-            self._splits[key] = load_dataset(self.dataset, split, root=self.data_root, image_size=image_size,
-                                             channels=channels, subset=self.subset, seed=self.seed, **options)
-        return self._splits[key]
+        re-estimation all ask for it) through a ``DataRef``, by which the other ranks of a torchrun job
+        load it too; ``options``: ``load_dataset``'s selection of classes or attributes (a model family's
+        ``data_options``, e.g. a translator's domains)."""
+        ref = DataRef(self.dataset, split, self.data_root, image_size, channels, self.subset, self.seed,
+                      options_key(options))
+        if ref not in self._splits:
+            self._splits[ref] = ref.load()
+        return self._splits[ref]
 
     def num_classes(self) -> int | None:
         """The run's data set's number of classes (None: unlabelled), found in its files under the data root
@@ -254,7 +257,8 @@ class RunContext:
         ``d_ckpt``: the discriminator (None: the run's --ckpt). The cache key holds the checkpoint's
         content hash, the data set, the content fingerprint of the split's files (not where they are:
         other images or labels under the same root are other data), split, transform, spec, subset and
-        seed, so any change in what determines the numbers extracts anew.
+        seed, so any change in what determines the numbers extracts anew. A miss is extracted as a
+        ``FeatureJob``, over the ranks of a torchrun job (``bench.shards``), straight into the cache file.
         """
         d_ckpt = d_ckpt or self.ckpt
         trained, cfg = self.net("discriminator", d_ckpt)
@@ -264,14 +268,14 @@ class RunContext:
                       dataset=self.dataset, data=data.data_fingerprint, split=split, n=len(data),
                       transform=data.transform_id, spec=str(spec) if model != "raw-pixels" else "pixels",
                       subset=self.subset, seed=self.seed)
-        if model == "raw-pixels":
-            dims = cfg.nc * cfg.image_size**2
-            return self.cache.get_or_extract(fields, (len(data), dims), lambda out: pixel_features(data, out))
-        # the D (and any batch-norm re-estimation) is built only on a cache miss
-        return self.cache.get_or_extract(
-            fields, (len(data), spec.dims(trained)),
-            lambda out: extract_features(self.discriminator(model, spec, d_ckpt), data, spec, self.device,
-                                         self.batch_size, self.precision, out=out))
+        dims = cfg.nc * cfg.image_size**2 if model == "raw-pixels" else spec.dims(trained)
+
+        def extract(out: np.ndarray) -> None:  # on a cache miss alone: the D (and any batch-norm re-estimation)
+            D = None if model == "raw-pixels" else Net("discriminator", self.discriminator(model, spec, d_ckpt))
+            shards.run(FeatureJob(D, Data(data), len(data), spec, self.batch_size, self.precision), self.device,
+                       into={"x": out})
+
+        return self.cache.get_or_extract(fields, (len(data), dims), extract)
 
     def discriminator(self, model: str, spec: LayerSpec = LayerSpec(), d_ckpt: Path | None = None) -> FeatureTaps:
         """The checkpoint's D (trained-d) or one of its architecture freshly initialised from the run's

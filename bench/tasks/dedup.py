@@ -6,7 +6,8 @@ Protocol:
 2. The hashing autoencoder (``bench.hashing.autoencoder.AERecipe``) trained on the original images (not
    the copies), cached by the data's content fingerprint, transform, recipe and seed; or ``ae=PATH`` to reuse one.
 3. One streaming pass hashes every image with each method: ``ae-hash`` (128 bits, the paper's) and
-   ``phash`` (imagehash's 64-bit pHash, the baseline). Undecodable images are reported and skipped.
+   ``phash`` (imagehash's 64-bit pHash, the baseline); under torchrun the ranks share it (``HashJob``),
+   while the autoencoder is trained on rank 0 alone. Undecodable images are reported and skipped.
    With ``probe_shift=k`` every image is also hashed moved by 1..k px each way
    (``bench.hashing.collection.probe_codes``).
 4. Per method and radius: pairs within that Hamming distance (with probes: a moved hash of one image
@@ -25,18 +26,19 @@ import csv
 import sys
 import time
 from dataclasses import dataclass
-from typing import Literal
-from functools import partial
+from typing import ClassVar, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.hashing.autoencoder import SIDE, AERecipe, autoencoder_for, load_autoencoder
+from bench import shards
+from bench.hashing.autoencoder import SIDE, AERecipe, autoencoder_for, autoencoder_from_state, load_autoencoder
 from bench.hashing.clusters import distance, star
-from bench.hashing.collection import hash_collection, phash, probe_codes
+from bench.hashing.collection import Hashed, assemble, hash_chunks, hashers
 from bench.hashing.search import search
 from bench.inject import EDIT_NAMES
 from bench.results import Measurement
+from bench.shards import Data
 from bench.tasks.base import TASKS, RunContext, Task
 from dcgan.fsutil import atomic_path
 from dcgan.params import param
@@ -66,6 +68,47 @@ class DedupParams(AERecipe):
     sheet_clusters: int = param(16, "clusters drawn on the contact sheet", low=0)
 
 
+@dataclass
+class HashJob:
+    """The hashing pass (``hash_chunks``) over a collection (a split, with ``inject`` edited copies
+    appended) as a job of ``bench.shards``: every rank rebuilds the collection and the hashers (the
+    autoencoder from ``ae``, its weights) and hashes its shard of the images. The hashes are the same
+    whatever the chunk (the autoencoder's in float64, pHash per image)."""
+
+    data: Data
+    n: int
+    inject: int
+    edits: tuple[str, ...]
+    seed: int
+    ae: dict | None
+    methods: tuple[str, ...]
+    probe_shift: int
+    chunk: int
+    unit: ClassVar[int] = 1
+    shippable: ClassVar[bool] = True
+
+    @property
+    def dtypes(self) -> dict:
+        return {"ids": np.int64, **{m: np.uint8 for m in self._hashers()}}
+
+    def _hashers(self) -> dict:
+        return hashers(self.methods, None if self.ae is None else autoencoder_from_state(self.ae), self.probe_shift)
+
+    def chunks(self, rows: range, device, notes: dict):
+        from bench.inject import Injected
+
+        data = self.data.get()
+        collection = Injected(data, self.inject, self.edits, self.seed) if self.inject else data
+        notes.update(skipped=[], seconds={})
+        return hash_chunks(collection, rows, self._hashers(), self.chunk, notes["skipped"], notes["seconds"])
+
+    def hashed(self, got: shards.Gathered) -> Hashed:
+        """The ranks' chunks as one ``Hashed``: their images in order, each phase's time its slowest rank's."""
+        skipped = [item for note in got.notes for item in note["skipped"]]
+        seconds = {k: max(note["seconds"].get(k, 0.0) for note in got.notes) for k in got.notes[0]["seconds"]}
+        return assemble(got.arrays, skipped, seconds, self.n)
+
+
 @TASKS.register("dedup")
 class Dedup(Task):
     summary = "near-duplicates by the paper's 128-bit autoencoder hash (section 4.1.1) vs pHash, faiss search"
@@ -90,19 +133,16 @@ class Dedup(Task):
 
         data = ctx.split(ctx.split_name, SIDE, 3)
         collection = Injected(data, p.inject, p.edits, ctx.seed) if p.inject else data
-        hashers, ae_info = {}, {}
+        net, ae_info = None, {}
         if "ae-hash" in p.methods:
             if p.ae:
                 net, ae_info = load_autoencoder(p.ae)
                 ae_info = {**ae_info, "ae": p.ae, "ae_source": "given"}
-            else:
+            else:  # trained here, on rank 0 alone under torchrun
                 net, ae_info = autoencoder_for(data, AERecipe.of(p), ctx.seed, p.chunk)
-            hashers["ae-hash"] = net.hash
-        if "phash" in p.methods:
-            hashers["phash"] = phash
-        if p.probe_shift:
-            hashers.update({f"{m} probes": partial(probe_codes, fn, k=p.probe_shift) for m, fn in hashers.items()})
-        hashed = hash_collection(collection, hashers, p.chunk)
+        job = HashJob(Data(data), len(collection), p.inject, p.edits, ctx.seed,
+                      None if net is None else net.state_dict(), p.methods, p.probe_shift, p.chunk)
+        hashed = job.hashed(shards.run(job, ctx.device))
         for _, reason in hashed.skipped:
             tqdm.write(f"skipped: {reason}", file=sys.stderr)
         truth = {}

@@ -2,7 +2,8 @@
 
 Protocol (the numbers papers report since Heusel et al. 2017):
 1. Fake images (``--fake``): ``samples`` (50,000 by convention) from the generator (``--ckpt`` or
-   ``ckpt:PATH``), z drawn from the run's seed, class-balanced for a conditional generator, uint8 RGB
+   ``ckpt:PATH``), sample i at a z drawn from (the run's seed, i), so that any batch size and any number
+   of processes draw the same images; class-balanced for a conditional generator (class i mod K), uint8 RGB
    (grey expanded); or every image of a folder
    (``folder:PATH``), or a split of the data set (``dataset:NAME:SPLIT``: real against real).
 2. Real images (``--real``, default ``dataset:<--dataset>:train``): a split or a folder, at the same
@@ -30,6 +31,7 @@ from typing import Callable, Literal
 from tqdm.auto import tqdm
 
 from bench.results import Measurement
+from bench.shards import DataRef
 from bench.tasks.base import TASKS, Reference, RunContext, Task, Workload
 from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
 from dcgan.data import load_dataset
@@ -126,6 +128,7 @@ class _Fake:
 @TASKS.register("fid")
 class Fid(Task):
     summary = "FID, KID, IS, precision/recall of a generator, folder or split vs real images (torch-fidelity)"
+    version = 2  # 2: sample i drawn at its own seed, (seed, i), not from one stream (bench.fidelity.GeneratorSamples)
     Params = FidParams
     default_dataset = "cifar10"
     needs = None  # a generator, a run's folder of them, or none (--fake folder/dataset): checked in run()
@@ -234,7 +237,7 @@ def _fakes(ctx: RunContext, p: FidParams, source: Source) -> tuple[int, list[_Fa
 def _images(ctx: RunContext, source: Source, size: int):
     """The images of a dataset or folder source at ``size``, 3 channels."""
     if source.kind == "folder":
-        return load_dataset("folder", root=source.where, image_size=size, channels=3)
+        return DataRef("folder", root=source.where, image_size=size, channels=3).load()  # a job's ranks read it too
     return ctx.split(source.split, size, 3)
 
 

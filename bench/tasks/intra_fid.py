@@ -5,8 +5,8 @@ classes swapped, one class's variety spread over all): intra-FID compares like w
 (StudioGAN's iFID; docs/tasks/intra-fid.md):
 
 1. A class-balanced sample: ``per_class`` images of every class (default: the real split's images
-   over the number of classes, i.e. as many fake images a class as the class has real ones), z
-   drawn from the run's seed, image ``i`` at class ``i mod classes`` (``GeneratorSamples``, exactly
+   over the number of classes, i.e. as many fake images a class as the class has real ones), image
+   ``i`` at a z drawn from (the run's seed, i) and at class ``i mod classes`` (``GeneratorSamples``, exactly
    the sample ``fid`` draws for a conditional G at ``samples = per_class x classes``).
 2. The real images: the data set's ``--split`` (train by default, as ``fid``'s real side), at the
    generator's size, 3 channels.
@@ -45,6 +45,7 @@ class IntraFidParams(InceptionParams):
 @TASKS.register("intra-fid")
 class IntraFid(ConditionalTask):
     summary = "FID of each class's samples against that class's real images, and of the class-balanced whole sample"
+    version = 2  # 2: sample i drawn at its own seed, (seed, i), not from one stream (bench.fidelity.GeneratorSamples)
     Params = IntraFidParams
     default_dataset = "cifar10"
     default_split = "train"  # the real images: fid's default real side, so its cached features serve both
