@@ -227,7 +227,9 @@ class RunContext:
     def split(self, split: str, image_size: int, channels: int, **options):
         """One split of the run's data set, loaded once per run (labels, features and batch-norm
         re-estimation all ask for it); ``options``: ``load_dataset``'s selection of classes or attributes
-        (a model family's ``data_options``, e.g. a translator's domains)."""
+        (a model family's ``data_options``, e.g. a translator's domains), or its ``data_cache``: by default
+        ``auto``, so a file-backed set is decoded once for every pass and run over it (``dcgan.data.decoded``)."""
+        options = {"data_cache": "auto", **options}
         key = (split, image_size, channels, tuple(sorted(options.items())))
         if key not in self._splits:
             self._splits[key] = load_dataset(self.dataset, split, root=self.data_root, image_size=image_size,
