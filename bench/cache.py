@@ -2,8 +2,9 @@
 
 Everything the suite derives lives under ``cache_dir()``: feature matrices (``features/``, each
 ``<key>.npy`` with a ``<key>.json`` naming the inputs behind the key), decoded image-folder arrays
-(``arrays/``), torch-fidelity's real-side features (``fidelity/``), the dedup task's autoencoders
-(``dedup/``), the classifiers trained on real images (``classifiers/``, ``bench.classifier``) and data
+(``arrays/``), file-backed data sets decoded once at a model's size (``decoded/``, ``<key>.npy`` and
+``<key>.json`` too, ``dcgan.data.decoded``), torch-fidelity's real-side features (``fidelity/``),
+the dedup task's autoencoders (``dedup/``), the classifiers trained on real images (``classifiers/``, ``bench.classifier``) and data
 sets' content fingerprints (``fingerprints/``, ``dcgan.data.fingerprint``). All
 of them are recomputed when missing, so they may be removed at any time. "Last use" is a file's
 mtime: a cache hit refreshes it (``dcgan.fsutil.mark_used``), so pruning removes what no run has read
@@ -33,8 +34,8 @@ TEMP_AGE = 3600  # seconds after which a temporary file is taken as left behind 
 SIZE_HELP = "bytes, or with a binary K/M/G/T suffix (1K = 1024, 1G = 1024^3), e.g. 500M or 10G"
 
 # folder -> kind; weights and data sets are downloads, not derived data
-FOLDERS = {"features": "features", "arrays": "arrays", "fidelity": "fidelity", "dedup": "autoencoder",
-           "classifiers": "classifier", "fingerprints": "fingerprint", "weights": "weights"}
+FOLDERS = {"features": "features", "arrays": "arrays", "decoded": "decoded", "fidelity": "fidelity",
+           "dedup": "autoencoder", "classifiers": "classifier", "fingerprints": "fingerprint", "weights": "weights"}
 KEPT = {"weights": "download: removed only with --include-weights",
         "data": "downloaded data set: never removed by bench cache"}
 _UNITS = ("", "K", "M", "G", "T")
@@ -105,10 +106,11 @@ class Entry:
                 extractors = ", ".join(sorted({extractor for extractor, _ in items}))
                 return f"real images through {extractors}: {', '.join(sorted(i for _, i in items))}"
         sidecar = next((p for p in self.paths if p.suffix == ".json"), None)
-        if self.kind == "features" and sidecar:
+        describe = {"features": describe_features, "decoded": describe_decoded}.get(self.kind)
+        if describe and sidecar:
             try:
-                return describe_features(json.loads(sidecar.read_text()))
-            except (OSError, ValueError, AttributeError):  # unreadable, or not the JSON object we write
+                return describe(json.loads(sidecar.read_text()))
+            except (OSError, ValueError, AttributeError, TypeError):  # unreadable, or not the JSON object we write
                 pass
         return "(no description)"
 
@@ -129,6 +131,16 @@ def describe_features(f: dict) -> str:
     return " ".join(parts)
 
 
+def describe_decoded(f: dict) -> str:
+    """A decoded data set's description in a line, e.g. ``decoded images folder/train 1000x3x32x32 subset=1000``."""
+    parts = ["decoded images", f"{f.get('dataset')}/{f.get('split')}", "x".join(map(str, f.get("shape") or ()))]
+    if f.get("subset"):
+        parts.append(f"subset={f['subset']}")
+    if f.get("selection"):
+        parts.append(str(f["selection"]))
+    return " ".join(parts)
+
+
 def _files(folder: Path) -> list[tuple[Path, os.stat_result]]:
     out = []
     try:
@@ -145,7 +157,7 @@ def _files(folder: Path) -> list[tuple[Path, os.stat_result]]:
 
 
 def _group(folder: str, name: str) -> str:
-    if folder == "features":
+    if folder in ("features", "decoded"):
         return name.rsplit(".", 1)[0]  # <key>.npy and <key>.json
     if folder == "fidelity" and (m := _FIDELITY_GROUP.match(name)):
         return m[1]

@@ -11,7 +11,7 @@ def cache():
     """The cache folder: list, prune and clear what the suite derived (features, arrays, ...).
 
     \b
-    Features, decoded arrays, torch-fidelity's real-side features and dedup autoencoders are
+    Features, decoded arrays and data sets, torch-fidelity's real-side features and dedup autoencoders are
     recomputed when missing, so they are pruned least recently used first. Downloaded weights are
     kept unless --include-weights; downloaded data sets (data/) are never removed here. After each
     feature extraction the cache is pruned to $DCGAN_BENCH_CACHE_MAX (default 20G; 0 or none: no cap).

@@ -88,14 +88,20 @@ def _model_options(f):
 @click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True,
               help="Write the training checkpoint every N steps (and at each epoch end).")
 @click.option("--workers", type=click.IntRange(0), default=2, show_default=True,
-              help="Data-loader processes for file-backed data sets (folder, imagenet, lsun).")
+              help="Processes decoding a file-backed data set (folder, imagenet, lsun, class-folders, celeba): once "
+                   "into the data cache, or every epoch when it is off.")
+@click.option("--data-cache", type=click.Choice(["off", "auto", "on"]), default="auto", show_default=True,
+              help="on: decode a file-backed data set once into the cache folder ($DCGAN_BENCH_CACHE/decoded; "
+                   "`bench cache` lists and clears it), then memory-map it, with no loader processes during training; "
+                   "off: decode every image every epoch; auto: on when the decoded images (N x C x S x S bytes) are "
+                   "at most half the memory available and leave 1 GiB free on the cache folder's disk, else off.")
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Stop (checkpointed) after N steps.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 def train(family, g_cond, d_cond, scale, hr_size, blocks, stage, content_loss, domains, attrs, res_blocks, n_critic,
           init, dataset, data_root, download,
           subset, image_size, channels, arch, nz, ngf, ndf, z_dist, epochs, batch_size, lr, beta1, seed, device,
-          precision, channels_last, checkpoint_every, workers, max_steps, out, resume):
+          precision, channels_last, checkpoint_every, workers, data_cache, max_steps, out, resume):
     """Train a DCGAN (or a conditional one, --model cdcgan; or an SRGAN, --model srgan) with its paper's
     recipe; writes checkpoints, sample grids and a loss log to --out.
 
@@ -135,7 +141,8 @@ def train(family, g_cond, d_cond, scale, hr_size, blocks, stage, content_loss, d
     model = FAMILIES.get(family).configure(spec, nc=nc, **{k: v for k, v in given.items() if v is not None})
     cfg = TrainConfig(model=model, dataset=dataset, data_root=data_root, subset=subset, epochs=epochs,
                       batch_size=batch_size, lr=lr, beta1=beta1, seed=seed, precision=precision,
-                      channels_last=channels_last, checkpoint_every=checkpoint_every, workers=workers, init=init)
+                      channels_last=channels_last, checkpoint_every=checkpoint_every, workers=workers,
+                      data_cache=data_cache, init=init)
     trainer = run_training(cfg, out, device=device, resume=resume, max_steps=max_steps, download=download)
     if trainer.rank == 0:
         click.echo(trainer.summary())

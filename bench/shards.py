@@ -290,7 +290,7 @@ class DataRef:
     channels: int | None = None
     subset: int | None = None
     seed: int = 0
-    options: tuple = ()  # load_dataset's selection (classes=, attrs=) as sorted (key, value) pairs
+    options: tuple = ()  # load_dataset's selection (classes=, attrs=) and data_cache, as sorted (key, value) pairs
 
     def load(self) -> ImageDataset:
         data = load_dataset(self.name, self.split, root=self.root, image_size=self.image_size,

@@ -21,7 +21,8 @@ import tempfile
 import time
 
 import torch
-from train_throughput import NC, NDF, NGF, NZ, bf16_support, cpu_model, cpu_seconds, real_batch
+from common import cpu_seconds, machine
+from train_throughput import NC, NDF, NGF, NZ, real_batch
 
 from dcgan.config import DCGANConfig
 from dcgan.models.cdcgan import D_CONDS, G_CONDS, CDCGANConfig
@@ -76,8 +77,7 @@ def main() -> None:
     print(f"## Conditional DCGAN training step, {args.size} px, batch {args.batch_size}, {args.precision}, "
           f"median of {args.rounds} interleaved rounds of {args.steps} steps")
     print()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu_model()} "
-          f"({os.cpu_count()} logical), bf16: {bf16_support()}, load average before the runs {load:.2f}")
+    print(f"{machine()}; load average before the runs {load:.2f}")
     print()
     print("| variant | s/step | images/s | vs dcgan step | CPU use |")
     print("| --- | ---: | ---: | ---: | ---: |")

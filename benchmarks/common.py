@@ -9,8 +9,12 @@ survives a change of machine.
 """
 from __future__ import annotations
 
+import os
 import platform
 import resource
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 
 # /proc/cpuinfo flag -> what the dashboard calls it; bf16 is native only with avx512_bf16 or AMX.
@@ -72,6 +76,32 @@ def cpu_seconds() -> float:
     the cores a run had (far below 100% means other processes shared them)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@dataclass(frozen=True)
+class Child:
+    """What a finished child process cost: wall seconds, CPU seconds and peak memory, each counting the
+    processes it started and waited for (e.g. its data-loader workers)."""
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mib: float  # the largest peak RSS among the child and its own children (``ru_maxrss``)
+
+    def cpu_use(self) -> float:
+        """CPU time over cores x wall time: far below 100% means others shared the cores, or it waited."""
+        return self.cpu_seconds / (self.seconds * (os.cpu_count() or 1))
+
+
+def run_child(cmd: list[str], env: dict[str, str] | None = None) -> Child:
+    """Run ``cmd`` to its end (its output on our stderr, so that tables on stdout stay clean) and measure it
+    with ``wait4``: the rusage of that one child, not of every child this process ever waited for."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=sys.stderr)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return Child(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def _cpuinfo() -> dict[str, str]:

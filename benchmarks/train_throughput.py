@@ -1,6 +1,7 @@
-"""Training-step throughput of dcgan.train.Trainer against the plain pytorch/examples DCGAN loop.
+"""Training throughput of dcgan.train.Trainer against the plain pytorch/examples DCGAN loop: the step
+alone, and (``--whole``) the whole training process on image files.
 
-What it measures, at each image size (canonical DCGAN, nc=3, nz=100, ngf=ndf=64, batch 128):
+The step: what it measures, at each image size (canonical DCGAN, nc=3, nz=100, ngf=ndf=64, batch 128):
 
 - ``reference``: pytorch/examples' dcgan/main.py written out here, without importing dcgan. It has its
   own Generator/Discriminator (one flat ``main`` Sequential, Sigmoid at D's end), N(0, 0.02) init,
@@ -25,6 +26,26 @@ compares the updated G and D state dicts and the step's losses. It does so with 
 contiguous format, both in channels_last, and as benchmarked (ours channels_last, reference
 contiguous), next to the reference against itself in the other memory format: the difference that
 float rounding alone makes (see ``check`` for why that is well above 1e-5 at 64 px).
+
+The whole process (``--whole --data-root CIFAR10``): what a user waits for, start to end, training a
+32 px DCGAN (batch 128) for ``--epochs`` epochs on ``--images`` CIFAR-10 images stored as PNG files
+(decoded from the export's train/<class>/*.jpg, the first images/10 of each class, and saved once into
+``--png-dir``, ImageFolder's layout). Each variant is one subprocess, timed from its start to its exit,
+interpreter start-up, imports, data loading, checkpoints and sample grids included:
+
+- ``reference``: pytorch/examples' dcgan/main.py as run with ``--dataset folder --imageSize 32
+  --batchSize 128 --workers 2`` on a CPU (``reference_process``): torchvision ImageFolder with Resize,
+  CenterCrop, ToTensor and Normalize, a DataLoader with 2 worker processes decoding every file every
+  epoch, the step above in fp32, its per-step print, its sample PNGs every 100 steps, its per-epoch
+  checkpoints;
+- ``ours bf16`` and ``ours fp32``: ``bench train --dataset folder --data-root PNGS --image-size 32
+  --precision bf16|fp32`` with every other option at its default (data cache auto, 2 workers), each
+  with a cold, empty cache folder of its own: fingerprinting the files and decoding them once into the
+  data cache count in its time.
+
+Images/s is images x epochs over the subprocess's wall time; nothing is subtracted. Peak RSS is the
+largest of the process and its workers (``wait4``'s ``ru_maxrss``); CPU use is their CPU time over
+cores x wall time. Goals: ours bf16 at least 1.9x the reference, ours fp32 at least 1.15x.
 """
 from __future__ import annotations
 
@@ -32,14 +53,15 @@ import argparse
 import copy
 import json
 import os
-import platform
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+from common import Figure, cpu_seconds, machine, peak_rss_mib, run_child
 from torch import nn, optim
 
 NC, NZ, NGF, NDF = 3, 100, 64, 64
@@ -255,21 +277,15 @@ def run_variant(variant: str, image_size: int, batch_size: int, steps: int, warm
             step()
         seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     return {"variant": variant, "size": image_size, "steps": steps, "batch_size": batch_size,
-            "seconds": seconds, "cpu_use": cpu / (seconds * torch.get_num_threads()),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "seconds": seconds, "cpu_use": cpu / (seconds * torch.get_num_threads()), "peak_rss_mib": peak_rss_mib()}
 
 
-def cpu_seconds() -> float:
-    """User + system CPU time of this process: below threads x wall time when others hold the cores."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def spawn_variant(variant: str, image_size: int, args) -> dict:
+def spawn_variant(variant: str, image_size: int, batch_size: int, steps: int, warmup: int,
+                  threads: int | None = None) -> dict:
     cmd = [sys.executable, __file__, "--variant", variant, "--size", str(image_size),
-           "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    if args.threads:
-        cmd += ["--threads", str(args.threads)]
+           "--batch-size", str(batch_size), "--steps", str(steps), "--warmup", str(warmup)]
+    if threads:
+        cmd += ["--threads", str(threads)]
     print(f"running {VARIANTS[variant]} at {image_size} px ...", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -366,24 +382,149 @@ def check(sizes: list[int], batch_size: int) -> bool:
     return ok
 
 
-# ---- the report -------------------------------------------------------------------------------------
+# ---- the whole process ------------------------------------------------------------------------------
 
-def cpu_model() -> str:
+WHOLE = {"reference": "reference (pytorch/examples, ImageFolder, 2 workers, fp32)",
+         "bf16": "ours bf16 (bench train, data cache auto, cold)",
+         "fp32": "ours fp32 (bench train, data cache auto, cold)"}
+WHOLE_GOALS = {"reference": None, "bf16": 1.9, "fp32": 1.15}
+WHOLE_SIZE, WHOLE_WORKERS = 32, 2
+
+
+def png_folder(data_root: str | os.PathLike, images: int, where: str | os.PathLike | None = None) -> Path:
+    """``images`` CIFAR-10 training images as PNG files in ImageFolder's layout (<class>/<name>.png): the
+    first images/10 JPEGs of each class of the export under ``data_root``, decoded and saved as PNG.
+    Written once under ``where`` (default: the temporary folder) by renaming a finished folder into place,
+    and reused by later runs."""
+    from PIL import Image
+
+    source = Path(data_root).expanduser() / "train"
+    classes = sorted(d.name for d in source.iterdir() if d.is_dir()) if source.is_dir() else []
+    if len(classes) != 10:
+        raise SystemExit(f"{source}: expected CIFAR-10's 10 class folders of JPEGs (--data-root: the export's root)")
+    per_class, rest = divmod(images, len(classes))
+    if rest or per_class < 1:
+        raise SystemExit(f"--images {images}: expected a positive multiple of 10 (as many of each class)")
+    folder = Path(where or tempfile.gettempdir()) / f"dcgan-bench-cifar10-png-{images}"
+    if folder.is_dir():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+        for cls in classes:
+            jpgs = sorted((source / cls).glob("*.jpg"))[:per_class]
+            if len(jpgs) < per_class:
+                raise SystemExit(f"{source / cls}: {len(jpgs)} JPEGs, {per_class} needed for --images {images}")
+            (partial / cls).mkdir()
+            for jpg in jpgs:
+                with Image.open(jpg) as image:
+                    image.convert("RGB").save(partial / cls / f"{jpg.stem}.png")
+        os.replace(partial, folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)  # gone already when renamed
+    return folder
 
 
-def bf16_support() -> str:
-    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    native = "unknown" if avx512_bf16 is None else str(avx512_bf16())
-    return f"mkldnn available {torch.backends.mkldnn.is_available()}, avx512_bf16 {native}"
+def reference_process(root: str, epochs: int, batch_size: int, out: str) -> None:
+    """pytorch/examples' dcgan/main.py, ``--dataset folder --dataroot ROOT --imageSize 32 --batchSize 128
+    --workers 2 --niter EPOCHS --outf OUT`` on a CPU, written out (its 32 px nets are ``Generator`` and
+    ``Discriminator`` above; the step is ``reference_step``)."""
+    import torchvision.datasets as dset
+    import torchvision.transforms as transforms
+    import torchvision.utils as vutils
 
+    torch.manual_seed(0)
+    dataset = dset.ImageFolder(root=root, transform=transforms.Compose([
+        transforms.Resize(WHOLE_SIZE),
+        transforms.CenterCrop(WHOLE_SIZE),
+        transforms.ToTensor(),
+        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    ]))
+    dataloader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=WHOLE_WORKERS)
+    netG, netD, optimizerD, optimizerG, criterion = build_reference(WHOLE_SIZE)
+    fixed_noise = torch.randn(batch_size, NZ, 1, 1)
+    for epoch in range(epochs):
+        for i, data in enumerate(dataloader, 0):
+            real_cpu = data[0]
+            stats = reference_step(netG, netD, optimizerD, optimizerG, criterion, real_cpu,
+                                   torch.randn(real_cpu.size(0), NZ, 1, 1))
+            print('[%d/%d][%d/%d] Loss_D: %.4f Loss_G: %.4f D(x): %.4f D(G(z)): %.4f / %.4f'
+                  % (epoch, epochs, i, len(dataloader), stats["loss_d"], stats["loss_g"], stats["d_x"],
+                     stats["d_g_z1"], stats["d_g_z2"]))
+            if i % 100 == 0:
+                vutils.save_image(real_cpu, '%s/real_samples.png' % out, normalize=True)
+                fake = netG(fixed_noise)
+                vutils.save_image(fake.detach(), '%s/fake_samples_epoch_%03d.png' % (out, epoch), normalize=True)
+        # do checkpointing
+        torch.save(netG.state_dict(), '%s/netG_epoch_%d.pth' % (out, epoch))
+        torch.save(netD.state_dict(), '%s/netD_epoch_%d.pth' % (out, epoch))
+
+
+def spawn_whole(variant: str, root: Path, epochs: int, batch_size: int) -> dict:
+    """One whole training process of ``variant`` on the PNG folder ``root``, in a fresh run folder (and,
+    for ours, a fresh cache folder): its wall seconds, CPU use and peak RSS."""
+    print(f"running the whole process of {WHOLE[variant]} ...", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="dcgan-bench-whole-") as tmp:
+        if variant == "reference":
+            cmd = [sys.executable, __file__, "--whole-variant", "reference", "--root", str(root),
+                   "--epochs", str(epochs), "--batch-size", str(batch_size), "--out", tmp]
+            env = None
+        else:
+            cmd = [sys.executable, "-m", "bench.cli", "train", "--dataset", "folder", "--data-root", str(root),
+                   "--image-size", str(WHOLE_SIZE), "--epochs", str(epochs), "--batch-size", str(batch_size),
+                   "--precision", variant, "--out", os.path.join(tmp, "run")]
+            env = {**os.environ, "DCGAN_BENCH_CACHE": os.path.join(tmp, "cache")}  # cold: decoding counts
+        child = run_child(cmd, env)
+    return {"seconds": child.seconds, "cpu_use": child.cpu_use(), "peak_rss_mib": child.peak_rss_mib}
+
+
+def whole_process(data_root: str, images: int, epochs: int, batch_size: int = 128,
+                  png_dir: str | None = None) -> dict[str, dict]:
+    """Every whole-process variant on the same PNG folder, reference first: {variant: its measures}."""
+    root = png_folder(data_root, images, png_dir)
+    results = {v: {**spawn_whole(v, root, epochs, batch_size), "images": images, "epochs": epochs} for v in WHOLE}
+    for r in results.values():
+        r["images_s"] = r["images"] * r["epochs"] / r["seconds"]
+        r["ratio"] = r["images_s"] / results["reference"]["images_s"]
+    return results
+
+
+def print_whole_table(results: dict[str, dict]) -> None:
+    print("| variant | images x epochs | seconds | images/s | vs reference | peak RSS MiB | CPU use | goal |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for variant, r in results.items():
+        goal = WHOLE_GOALS[variant]
+        verdict = "" if goal is None else f"{'met' if r['ratio'] >= goal else 'MISSED'} (>= {goal:g}x)"
+        print(f"| {WHOLE[variant]} | {r['images']:,} x {r['epochs']} | {r['seconds']:.1f} | {r['images_s']:.0f} "
+              f"| {r['ratio']:.2f}x | {r['peak_rss_mib']:.0f} | {r['cpu_use']:.0%} | {verdict} |")
+
+
+# ---- the dashboard ----------------------------------------------------------------------------------
+
+def figures(quick: bool, data_root: str | None) -> list[Figure]:
+    """The step at 32 px (ours bf16 and fp32 against the reference), then, given the CIFAR-10 export's root
+    ``data_root``, the whole process. Quick: 5 timed steps instead of 20, and the whole process on 2,560
+    images for 2 epochs instead of 12,800 for 4 (its fixed costs, start-up and the one decoding pass,
+    weigh more in a shorter run: the ratio is then a lower bound of the full one's); each figure's name
+    says which."""
+    steps = 5 if quick else 20
+    step = {v: spawn_variant(v, 32, 128, steps, 2) for v in VARIANTS}
+    rate = {v: r["steps"] * r["batch_size"] / r["seconds"] for v, r in step.items()}
+    out = [Figure(f"training step, 32 px, batch 128, {v} ({steps} steps)", f"{rate[v]:.0f} img/s",
+                  f"{rate['reference']:.0f} img/s", rate[v] / rate["reference"], f">= {GOALS[v]:g}x",
+                  rate[v] / rate["reference"] >= GOALS[v]) for v in ("bf16", "fp32")]
+    if data_root is not None:
+        images, epochs = (2_560, 2) if quick else (12_800, 4)
+        whole = whole_process(data_root, images, epochs)
+        ref = whole["reference"]["images_s"]
+        out += [Figure(f"whole training process, {images:,} CIFAR-10 PNGs x {epochs} epochs, 32 px, {v}"
+                       + (" (quick)" if quick else ""), f"{whole[v]['images_s']:.0f} img/s", f"{ref:.0f} img/s",
+                       whole[v]["ratio"], f">= {WHOLE_GOALS[v]:g}x", whole[v]["ratio"] >= WHOLE_GOALS[v])
+                for v in ("bf16", "fp32")]
+    return out
+
+
+# ---- the report -------------------------------------------------------------------------------------
 
 def print_table(results: dict, sizes: list[int]) -> None:
     print("| size | variant | images/s | s/step | peak RSS MiB | CPU use | speedup vs reference | goal |")
@@ -410,8 +551,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
                    help="verify that one step of ours fp32 equals one step of the reference")
+    p.add_argument("--whole", action="store_true",
+                   help="time the whole training process on PNG files instead of the step (needs --data-root)")
+    p.add_argument("--data-root", default=None, help="--whole: the CIFAR-10 export (train/<class>/*.jpg)")
+    p.add_argument("--images", type=int, default=12_800, help="--whole: training images (a multiple of 10)")
+    p.add_argument("--epochs", type=int, default=4, help="--whole: epochs")
+    p.add_argument("--png-dir", default=None,
+                   help="--whole: where the PNG folder is written once and reused (default: the temporary folder)")
     p.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--whole-variant", choices=["reference"], help=argparse.SUPPRESS)
+    p.add_argument("--root", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -419,16 +570,31 @@ def main() -> None:
     if args.variant:  # child process: one variant, one JSON line
         print(json.dumps(run_variant(args.variant, args.size, args.batch_size, args.steps, args.warmup)))
         return
+    if args.whole_variant:  # child process: the reference's whole training run
+        reference_process(args.root, args.epochs, args.batch_size, args.out)
+        return
+
+    load = os.getloadavg()[0]  # other processes on the machine slow every variant down
+    if args.whole:
+        if not args.data_root:
+            p.error("--whole needs --data-root (the CIFAR-10 export: train/<class>/*.jpg)")
+        results = whole_process(args.data_root, args.images, args.epochs, args.batch_size, args.png_dir)
+        print(f"## DCGAN whole training process, {args.images:,} CIFAR-10 PNGs x {args.epochs} epochs, 32 px, "
+              f"batch {args.batch_size} (goal: bf16 >= 1.9x reference, fp32 >= 1.15x)")
+        print()
+        print(f"{machine()}; load average before the runs {load:.2f}")
+        print()
+        print_whole_table(results)
+        return
 
     sizes = [int(s) for s in args.sizes.split(",")]
-    load = os.getloadavg()[0]  # other processes on the machine slow every variant down
-    results = {(size, v): spawn_variant(v, size, args) for size in sizes for v in VARIANTS}
+    results = {(size, v): spawn_variant(v, size, args.batch_size, args.steps, args.warmup, args.threads)
+               for size in sizes for v in VARIANTS}
 
     print(f"## DCGAN training step, batch {args.batch_size}, {args.steps} timed steps after {args.warmup} "
           f"warm-up (goal: bf16 >= 2x reference, fp32 >= 1x)")
     print()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu_model()} "
-          f"({os.cpu_count()} logical), bf16: {bf16_support()}, load average before the runs {load:.2f}")
+    print(f"{machine()}; load average before the runs {load:.2f}")
     print()
     print_table(results, sizes)
 

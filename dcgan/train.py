@@ -45,7 +45,8 @@ from tqdm.auto import tqdm
 
 from dcgan.checkpoint import fingerprint, load_net, model_exports, read_checkpoint, save_checkpoint
 from dcgan.config import DCGANConfig, ModelConfig, known_keys
-from dcgan.data import load_dataset
+from dcgan.data import DecodedImageDataset, load_dataset
+from dcgan.data.decoded import DATA_CACHE_MODES
 from dcgan.device import PRECISIONS, keep_freed_memory, rank_device, resolve_device, seed_everything
 from dcgan.errors import CheckpointError, ConfigError, one_line
 from dcgan.fsutil import atomic_path, writable_folder
@@ -78,7 +79,12 @@ class TrainConfig(Params):
     precision: Literal[PRECISIONS] = param("fp32", "fp32, or bf16 autocast")
     channels_last: bool = param(True, "channels-last memory format: the same numbers, faster on CPUs")
     checkpoint_every: int = param(500, "steps between training checkpoints; also at every epoch end", low=1)
-    workers: int = param(2, "data-loader processes for file-backed data sets", low=0)
+    workers: int = param(2, "processes decoding a file-backed data set: once into the data cache, or per item "
+                            "every epoch (data_cache off or over its budget)", low=0)
+    data_cache: Literal[DATA_CACHE_MODES] = param(
+        "auto", "on: a file-backed data set is decoded once into the cache folder and memory-mapped; off: decoded per "
+                "item every epoch; auto: on when the decoded array is at most half the memory available and leaves "
+                "1 GiB free on the cache folder's disk, else off")
     init: str | None = param(None, "a generator export (g.pt) G starts from instead of random weights, checked "
                                    "by the model family (SRGAN: its gan stage starts from an srresnet run)")
 
@@ -106,7 +112,7 @@ class TrainConfig(Params):
 
 
 # Settings that may change between a run and its resumption without changing what was learnt.
-_RESUMABLE_CHANGES = {"epochs", "checkpoint_every", "workers"}
+_RESUMABLE_CHANGES = {"epochs", "checkpoint_every", "workers", "data_cache"}  # data_cache: the same pixels
 
 
 class Trainer:
@@ -122,7 +128,8 @@ class Trainer:
         seed_everything(cfg.seed)
         self.data = load_dataset(cfg.dataset, "train", root=cfg.data_root, image_size=cfg.model.image_size,
                                  channels=cfg.model.nc, subset=cfg.subset, seed=cfg.seed,
-                                 download=download and self.rank == 0, **self.family.data_options(cfg.model))
+                                 download=download and self.rank == 0, data_cache=cfg.data_cache,
+                                 decode_workers=cfg.workers, **self.family.data_options(cfg.model))
         self.family.check_data(cfg.model, self.data)
         self._check_batches()
         self.local_batch = cfg.batch_size // self.world
@@ -148,10 +155,11 @@ class Trainer:
             self.D_train = ddp(self.D, device_ids=ids)
         else:
             self.G_train, self.D_train = self.G, self.D
-        self._images = getattr(self.data, "images", None)  # in-memory data sets: index on the device
-        if self._images is not None:
-            self._images = self._images.to(self.device)
-            self._labels = self.data.labels.to(self.device) if self.family.uses_labels else None
+        self._images = getattr(self.data, "images", None)  # in-memory data sets: indexed in this process
+        if self._images is not None:  # on the device; a decoded set stays mapped in host memory
+            home = torch.device("cpu") if isinstance(self.data, DecodedImageDataset) else self.device
+            self._images = self._images.to(home)
+            self._labels = self.data.labels.to(home) if self.family.uses_labels else None
 
     def _check_batches(self) -> None:
         """Every step trains on ``batch_size`` images, as asked and as logged: the batch must fit in the
@@ -255,8 +263,9 @@ class Trainer:
         labelled = self.family.uses_labels
         if self._images is not None:
             for idx in index_batches:
-                idx = idx.to(self.device)
-                yield self.family.batch(self, self._images[idx], self._labels[idx] if labelled else None)
+                idx = idx.to(self._images.device)
+                x = self._images[idx].to(self.device, non_blocking=True)
+                yield self.family.batch(self, x, self._labels[idx].to(self.device) if labelled else None)
             return
         loader = torch.utils.data.DataLoader(
             self.data, batch_sampler=[i.tolist() for i in index_batches], num_workers=self.cfg.workers,

@@ -28,6 +28,8 @@ from dcgan.train import Trainer, TrainConfig, train
     ({"seed": -1}, "parameter seed=-1: expected an integer in [0, 4294967295]"),
     ({"seed": 2**64}, "expected an integer in [0, 4294967295]"),
     ({"precision": "fp16"}, "parameter precision='fp16': expected one of fp32, bf16"),
+    ({"data_cache": "yes"}, "parameter data_cache='yes': expected one of off, auto, on"),
+    ({"data_cache": True}, "parameter data_cache=True: expected one of off, auto, on"),
     ({"subset": 64, "batch_size": 128}, "parameter batch_size=128: expected at most subset=64"),
 ])
 def test_training_knobs_out_of_range_are_one_line_config_errors(kwargs, expected):

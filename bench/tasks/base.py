@@ -230,7 +230,9 @@ class RunContext:
         """One split of the run's data set, loaded once per run (labels, features and batch-norm
         re-estimation all ask for it) through a ``DataRef``, by which the other ranks of a torchrun job
         load it too; ``options``: ``load_dataset``'s selection of classes or attributes (a model family's
-        ``data_options``, e.g. a translator's domains)."""
+        ``data_options``, e.g. a translator's domains), or its ``data_cache``: by default ``auto``, so a
+        file-backed set is decoded once for every pass and run over it (``dcgan.data.decoded``)."""
+        options = {"data_cache": "auto", **options}
         ref = DataRef(self.dataset, split, self.data_root, image_size, channels, self.subset, self.seed,
                       options_key(options))
         if ref not in self._splits:

@@ -131,7 +131,7 @@ class Dedup(Task):
     def run(self, ctx: RunContext, p: DedupParams) -> list[Measurement]:
         from bench.inject import Injected, score
 
-        data = ctx.split(ctx.split_name, SIDE, 3)
+        data = ctx.split(ctx.split_name, SIDE, 3, data_cache="off")  # per item: undecodable files are skipped
         collection = Injected(data, p.inject, p.edits, ctx.seed) if p.inject else data
         net, ae_info = None, {}
         if "ae-hash" in p.methods:

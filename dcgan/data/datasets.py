@@ -10,6 +10,7 @@ its row (an int64 tensor of k), so that a DataLoader's default collation gives B
   DataLoader. Loaders return them as ``Arrays``.
 - ``FileImageDataset`` decodes one file (or one lmdb record, ``LmdbImageDataset``) per item, for
   collections too big for RAM; it is picklable for DataLoader workers. Loaders return them as ``Files``.
+  ``dcgan.data.decoded`` serves one from its pixels decoded once, when asked and within its budget.
 """
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 import torch
 
 from dcgan.data.datasets import Arrays, Files, ImageDataset
+from dcgan.data.decoded import check_data_cache, with_data_cache
 from dcgan.data.fingerprint import arrays_fingerprint, files_fingerprint
 from dcgan.data.selection import Chosen, select_attributes, select_classes
 from dcgan.errors import DataError
@@ -87,7 +88,8 @@ get_spec = DATASETS.get
 def load_dataset(name: str, split: str = "train", *, root: str | os.PathLike | None = None,
                  image_size: int = 32, channels: int | None = None, download: bool = False,
                  subset: int | None = None, seed: int = 0, classes: Sequence[str] | None = None,
-                 attrs: Sequence[str] | None = None) -> ImageDataset:
+                 attrs: Sequence[str] | None = None, data_cache: str = "off",
+                 decode_workers: int = 2) -> ImageDataset:
     """Load one split of a registered data set at ``image_size`` pixels square.
 
     ``channels`` None keeps the native channels; ``subset`` keeps that many items drawn from
@@ -100,6 +102,10 @@ def load_dataset(name: str, split: str = "train", *, root: str | os.PathLike | N
     first and ``subset`` drawn among their images: ``classes=("cat", "dog"), subset=1000`` is 1000 cats
     and dogs, what asking for both means (subsetting first would leave a share of 1000 that depends on
     how many classes the data set has and how balanced they are).
+
+    ``data_cache`` (``off``, ``auto``, ``on``; ``dcgan.data.decoded``) serves a file-backed data set from
+    its pixels decoded once into the cache folder (by ``decode_workers`` processes), memory-mapped, rather
+    than decoding every item per read; in-memory data sets are served as they are.
     """
     spec = _checked_spec(name, split)
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
@@ -107,6 +113,7 @@ def load_dataset(name: str, split: str = "train", *, root: str | os.PathLike | N
     if channels not in (None, 1, 3):
         raise DataError(f"channels must be 1 or 3 (or None for the native {spec.channels}), got {channels!r}")
     _check_labels_asked(spec, classes, attrs)
+    check_data_cache(data_cache, decode_workers)
     found = spec.loader(_root(root), split, download)
     class_names = spec.class_names or found.class_names
     num_classes = len(class_names) if spec.classes_from_data else spec.num_classes
@@ -120,10 +127,11 @@ def load_dataset(name: str, split: str = "train", *, root: str | os.PathLike | N
     keep = subset_indices(len(chosen.found) if chosen.rows is None else len(chosen.rows), subset, seed)
     if chosen.rows is not None:
         keep = chosen.rows if keep is None else chosen.rows[keep]
-    return chosen.found.build(keep, channels, image_size, name=name, split=split, num_classes=chosen.num_classes,
+    data = chosen.found.build(keep, channels, image_size, name=name, split=split, num_classes=chosen.num_classes,
                               class_names=chosen.class_names, attributes=chosen.attributes,
                               selection=chosen.selection,
                               data_fingerprint=functools.partial(data_fingerprint, name, split, root=root))
+    return with_data_cache(data, data_cache, decode_workers)
 
 
 def resolved_spec(name: str, root: str | os.PathLike | None = None) -> DatasetSpec:
