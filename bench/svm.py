@@ -10,11 +10,13 @@ serves all of them, and a class that has converged drops out of the products. L-
 an inverse-Hessian guess that whitens the leading eigen-directions of X^T X (``_Preconditioner``):
 standardised conv features are so correlated that plain L-BFGS needed hundreds of passes over X.
 The line search is exact (to 1e-6 in the step) and costs no pass over X (the objective is
-piecewise quadratic along a line), so an iteration is two float32 products through numpy's BLAS,
-``X P`` and ``X^T R`` (torch's ``X.T @ R`` was 5-10x slower on this CPU), and a 50,000 x 28,672
-problem never gets a float64 copy. With at most half as many rows as columns the problem is
-solved exactly on X's row space. Fits along a C path start from the previous solution and share
-``prepare(X)``. ``LinearSVC`` stays available as the reference (``--solver sklearn``).
+piecewise quadratic along a line), so an iteration is two float32 products, ``X P`` and
+``R^T X`` (torch's, in that orientation: ``X^T R`` ran 2x slower). The features come as a
+float32 array or as ``Standardized`` rows of one (``bench.standardized``): a 50,000 x 28,672
+problem is multiplied where it lies, a read-only memory-mapped cache file, never copied. With at
+most half as many rows as columns the problem is solved exactly on X's row space. Fits along a C
+path start from the previous solution and share ``prepare(X)``. ``LinearSVC`` stays available as
+the reference (``--solver sklearn``).
 """
 from __future__ import annotations
 
@@ -22,39 +24,20 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from threadpoolctl import threadpool_limits
 
+from bench.standardized import Standardized
 from dcgan.registry import Registry
 
 # BLAS threads pay off only when the products with X dominate; on small problems the optimiser's
 # many tiny vector operations made 2 threads 10x slower than 1 on this 2-core machine.
 _PARALLEL_MIN_SIZE = 1 << 22
 PRECONDITIONER_RANK = 512
+EIGEN_SAMPLE_ROWS = 8192  # rows of X the preconditioner's eigenvectors are estimated on
 STOP_GAP = 0.1  # stop when the estimated relative objective gap is below tol * STOP_GAP
 LBFGS_MEMORY = 10  # steps remembered (20 needed as many iterations on CIFAR-10 features)
 RESYNC_EVERY = 50  # iterations between exact recomputations of the scores X W
-
-
-def standardize_(X: np.ndarray, mean: np.ndarray, std: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """(X - mean) / std in place, in row chunks (X must be a writable float32 array)."""
-    for s in range(0, len(X), chunk):
-        X[s: s + chunk] -= mean
-        X[s: s + chunk] /= std
-    return X
-
-
-def moments(X: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and std (float64 accumulators, float32 result; constant features get std 1)."""
-    total = np.zeros(X.shape[1])
-    total_sq = np.zeros(X.shape[1])
-    for s in range(0, len(X), chunk):
-        block = np.asarray(X[s: s + chunk], dtype=np.float64)
-        total += block.sum(0)
-        total_sq += (block * block).sum(0)
-    mean = total / len(X)
-    std = np.sqrt(np.maximum(total_sq / len(X) - mean**2, 0))
-    std[std < 1e-8] = 1.0
-    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def _signs(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -63,11 +46,9 @@ def _signs(y: np.ndarray, n_classes: int) -> np.ndarray:
     return Y
 
 
-def _check_float32(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X)
-    if X.dtype != np.float32:
-        raise TypeError(f"features must be float32, got {X.dtype}")
-    return X
+def _rows(X) -> Standardized:
+    """The solver's view of its features: a ``Standardized`` as given, or a float32 array as it is."""
+    return X if isinstance(X, Standardized) else Standardized(X)
 
 
 @dataclass
@@ -79,64 +60,69 @@ class Prepared:
     and eigenvalues of ``X^T X`` (``V`` None: ``X``'s columns are already its eigenbasis).
     """
 
-    X: np.ndarray
+    X: Standardized
     basis: np.ndarray | None
     V: np.ndarray | None
     lam: np.ndarray
     seconds: float = 0.0
 
 
-def prepare(X: np.ndarray, rank: int = PRECONDITIONER_RANK, seed: int = 0) -> Prepared:
+def prepare(X: np.ndarray | Standardized, rank: int = PRECONDITIONER_RANK, seed: int = 0) -> Prepared:
     """Reduce ``X`` to its row space when it has at most half as many rows as columns, else
     estimate the top eigenpairs of ``X^T X`` for the preconditioner (see ``L2SVM``)."""
     t0 = time.perf_counter()
-    X = _check_float32(X)
+    X = _rows(X)
     n, d = X.shape
     with threadpool_limits(None if X.size >= _PARALLEL_MIN_SIZE else 1, user_api="blas"):
         if 2 * n <= d:
             Xr, basis, lam = _reduce_rows(X)
-            return Prepared(Xr, basis, None, lam, time.perf_counter() - t0)
+            return Prepared(Standardized(Xr), basis, None, lam, time.perf_counter() - t0)
         V, lam = _top_eigen(X, min(rank, d // 2), np.random.default_rng(seed))
     return Prepared(X, None, V, lam, time.perf_counter() - t0)
 
 
-def _reduce_rows(X: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _reduce_rows(X: Standardized, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(X V, V, L)`` with V an orthonormal basis of X's row space and L the eigenvalues of X X^T.
 
     The SVM's optimal w lies in the row space (a component orthogonal to every row only adds to
     |w|^2), so fitting on the N x r matrix X V and mapping back with V is exact, and with few labels
     (1000 x 28672 for SVHN) far cheaper. V comes from the eigen-decomposition of the N x N Gram
     matrix, accumulated in float64 over column chunks: X X^T = U L U^T, X V = U L^(1/2), whose
-    columns are orthogonal, so the preconditioner needs no eigenvectors.
+    columns are orthogonal, so the preconditioner needs no eigenvectors. X is read twice, a column
+    chunk at a time (the Gram matrix, then V).
     """
     n, d = X.shape
     gram = np.zeros((n, n))
-    for s in range(0, d, chunk):
-        block = np.asarray(X[:, s: s + chunk], dtype=np.float64)
+    for _, block in X.column_blocks(chunk):
+        block = block.astype(np.float64)
         gram += block @ block.T
     lam, U = np.linalg.eigh(gram)
     keep = lam > lam[-1] * 1e-10
     U, lam = U[:, keep], lam[keep]
     root = np.sqrt(lam)
-    basis = X.T @ (U / root).astype(np.float32)  # d x r: V = X^T U L^(-1/2)
+    scaled = (U / root).astype(np.float32)
+    basis = np.empty((d, len(lam)), np.float32)  # V = X^T U L^(-1/2)
+    for s, block in X.column_blocks(chunk):
+        basis[s: s + block.shape[1]] = block.T @ scaled
     return np.ascontiguousarray((U * root).astype(np.float32)), basis, lam
 
 
-def _top_eigen(X: np.ndarray, rank: int, rng: np.random.Generator, rows: int = 8192,
+def _top_eigen(X: Standardized, rank: int, rng: np.random.Generator,
                power_iterations: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Leading eigenpairs of ``X^T X``, estimated by randomized subspace iteration on a row sample.
 
     The preconditioner only needs the directions of largest curvature roughly, so a sample of
-    ``rows`` rows (eigenvalues rescaled to all N) is enough and costs a few passes over it.
+    ``EIGEN_SAMPLE_ROWS`` rows (eigenvalues rescaled to all N) is enough and costs a few passes over it. In
+    torch: its QR ran 5x, its products 1.7x faster than numpy's here (8192 x 28672 samples).
     """
     n, d = X.shape
-    S = np.ascontiguousarray(X[np.sort(rng.choice(n, min(n, rows), replace=False))])
-    Q, _ = np.linalg.qr(rng.standard_normal((d, rank + 16)).astype(np.float32))
+    S = torch.from_numpy(X.take(np.sort(rng.choice(n, min(n, EIGEN_SAMPLE_ROWS), replace=False))))
+    Q, _ = torch.linalg.qr(torch.from_numpy(rng.standard_normal((d, rank + 16)).astype(np.float32)))
     for _ in range(power_iterations):
-        Q, _ = np.linalg.qr(S.T @ (S @ Q))
-    _, sigma, Vt = np.linalg.svd(S @ Q, full_matrices=False)
-    V = np.ascontiguousarray(Q @ Vt[:rank].T, dtype=np.float32)
-    return V, sigma[:rank].astype(np.float64) ** 2 * (n / len(S))
+        Q, _ = torch.linalg.qr(S.T @ (S @ Q))
+    _, sigma, Vt = torch.linalg.svd(S @ Q, full_matrices=False)
+    V = (Q @ Vt[:rank].T).contiguous().numpy()
+    return V, sigma[:rank].numpy().astype(np.float64) ** 2 * (n / len(S))
 
 
 class _Preconditioner:
@@ -227,27 +213,27 @@ class L2SVM:
         self.n_iter = 0
         self.seconds = 0.0
 
-    def objective(self, X: np.ndarray, y: np.ndarray, W: np.ndarray | None = None) -> float:
+    def objective(self, X: np.ndarray | Standardized, y: np.ndarray, W: np.ndarray | None = None) -> float:
         """The summed primal objective at ``W`` (default: the fitted weights)."""
         W = np.asarray(self.W if W is None else W, np.float64)
-        X = _check_float32(X)
-        margin = 1 - _signs(y, self.n_classes) * _scores(X, W)
+        margin = 1 - _signs(y, self.n_classes) * _rows(X).scores(W)
         return float(self._objectives(W, margin).sum())
 
     def _objectives(self, W: np.ndarray, margin: np.ndarray) -> np.ndarray:
         return 0.5 * (W * W).sum(0) + self.C * np.square(np.maximum(margin, 0)).sum(0)
 
-    def _gradient(self, X: np.ndarray, W: np.ndarray, margin: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    def _gradient(self, X: Standardized, W: np.ndarray, margin: np.ndarray, Y: np.ndarray) -> np.ndarray:
         R = (Y * np.maximum(margin, 0)).astype(np.float32)
         G = W.copy()
-        G[:-1] -= 2 * self.C * (R.T @ X).T  # this orientation ran 2x faster than X.T @ R here
+        G[:-1] -= 2 * self.C * X.transposed_product(R)
         G[-1] -= 2 * self.C * R.sum(0, dtype=np.float64)
         return G
 
-    def fit(self, X: np.ndarray, y: np.ndarray, warm_start: np.ndarray | None = None,
+    def fit(self, X: np.ndarray | Standardized, y: np.ndarray, warm_start: np.ndarray | None = None,
             prepared: Prepared | None = None) -> "L2SVM":
-        """Fit all classes; ``warm_start`` is a previous ``W`` (e.g. at a nearby C); ``prepared`` is
-        ``prepare(X)`` when the caller fits the same X several times."""
+        """Fit all classes on a float32 array or ``Standardized`` rows; ``warm_start`` is a previous
+        ``W`` (e.g. at a nearby C); ``prepared`` is ``prepare(X)`` when the caller fits the same X
+        several times."""
         t0 = time.perf_counter()
         prep = prepared if prepared is not None else prepare(X)
         X, K = prep.X, self.n_classes
@@ -260,12 +246,12 @@ class L2SVM:
         live = np.ones(K, bool)  # classes still being optimised
         self.n_iter = 0
         with threadpool_limits(None if X.size >= _PARALLEL_MIN_SIZE else 1, user_api="blas"):
-            Z = _scores(X, W)
+            Z = X.scores(W)
             G = self._gradient(X, W, 1 - Y * Z, Y)
             VG = _Preconditioner.project(prep, G)
             while self.n_iter < self.max_iter:
                 if self.n_iter and self.n_iter % RESYNC_EVERY == 0:  # Z is updated in place: bound its drift
-                    Z[:, live] = _scores(X, W[:, live])
+                    Z[:, live] = X.scores(W[:, live])
                 margin = 1 - Y * Z
                 H0 = _Preconditioner(prep, self.C, np.maximum((margin > 0).mean(0), 0.01))
                 gap = 0.5 * H0.quadratic(G, VG) / self._objectives(W, margin)
@@ -275,7 +261,7 @@ class L2SVM:
                 P = np.zeros_like(W)
                 P[:, live] = -_two_loop(G, VG, history, H0)[:, live]
                 ZP = np.zeros_like(Z)
-                ZP[:, live] = _scores(X, P[:, live])
+                ZP[:, live] = X.scores(P[:, live])
                 t = _line_search(W, P, margin, Y * ZP, self.C)
                 W += t * P
                 Z += t * ZP
@@ -293,20 +279,14 @@ class L2SVM:
         self.seconds = time.perf_counter() - t0
         return self
 
-    def decision_function(self, X: np.ndarray, chunk: int = 8192) -> np.ndarray:
-        d = X.shape[1]
-        return np.concatenate([np.asarray(X[s: s + chunk]) @ self.W[:d] + self.W[d] for s in range(0, len(X), chunk)])
+    def decision_function(self, X: np.ndarray | Standardized) -> np.ndarray:
+        return _rows(X).scores(self.W)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray | Standardized) -> np.ndarray:
         return self.decision_function(X).argmax(1)
 
-    def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
+    def accuracy(self, X: np.ndarray | Standardized, y: np.ndarray) -> float:
         return float((self.predict(X) == np.asarray(y)).mean())
-
-
-def _scores(X: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``X W[:-1] + W[-1]`` in float64, the product in float32 (X is never copied to float64)."""
-    return (X @ W[:-1].astype(np.float32)).astype(np.float64) + W[-1]
 
 
 def _two_loop(G: np.ndarray, VG: np.ndarray, history: list, H0: _Preconditioner) -> np.ndarray:
@@ -329,12 +309,13 @@ def _two_loop(G: np.ndarray, VG: np.ndarray, history: list, H0: _Preconditioner)
 
 class SklearnSVM(L2SVM):
     """scikit-learn's LinearSVC (liblinear) for the same objective: the reference; slow, and it
-    copies the features to float64."""
+    copies the (standardised) features to float64."""
 
     def fit(self, X, y, warm_start=None, prepared=None) -> "SklearnSVM":
         from sklearn.svm import LinearSVC
 
         t0 = time.perf_counter()
+        X = X.take() if isinstance(X, Standardized) else X
         model = LinearSVC(C=self.C, loss="squared_hinge", penalty="l2", tol=self.tol, max_iter=self.max_iter,
                           intercept_scaling=1.0).fit(X, y)
         self.W = np.vstack([model.coef_.T, model.intercept_[None]]).astype(np.float32)

@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 
 from bench.features import LayerSpec
 from bench.results import Measurement
-from bench.svm import SOLVERS, moments, prepare, standardize_
+from bench.standardized import Standardized, moments
+from bench.svm import SOLVERS, prepare
 from bench.tasks.base import TASKS, Reference, RunContext, Task, Workload
 from dcgan.errors import DataError
 from dcgan.params import Params, param
@@ -135,6 +136,7 @@ class SvmProbe(Task):
 
     def _probe(self, p, X_train, y_train, X_test, y_test, n_classes, splits) -> list[Measurement]:
         solver = SOLVERS.get(p.solver)
+        t_select = time.perf_counter()
         paths = [_CPath(solver, n_classes, p.tol, X_train, y_train, labelled, val)
                  for labelled, val in splits[: p.selection_draws]]
         scores: dict[float, float] = {}
@@ -161,16 +163,17 @@ class SvmProbe(Task):
                 break
         best_c = max(scores, key=scores.get)
         del paths
+        t_select = time.perf_counter() - t_select
 
         rows = []
         for draw, (labelled, val) in enumerate(tqdm(splits, desc="test draws", unit="draw", disable=None, leave=False)):
             fit_rows = labelled if p.labels_per_class is not None else np.sort(np.concatenate([labelled, val]))
-            X, mean, std = _standardized(X_train, fit_rows)
+            X = _standardized(X_train, fit_rows)
             clf = solver(best_c, n_classes, tol=p.tol).fit(X, y_train[fit_rows])
-            del X
-            acc = clf.accuracy(standardize_(np.array(X_test), mean, std), y_test)
+            acc = clf.accuracy(Standardized(X_test, None, X.mean, X.std), y_test)
             extra = {"C": best_c, "val_accuracy_by_C": {f"{c:g}": round(a, 5) for c, a in sorted(scores.items())},
-                     "n_fit": int(len(fit_rows)), "n_test": int(len(y_test)), "fit_seconds": round(clf.seconds, 2)}
+                     "n_fit": int(len(fit_rows)), "n_test": int(len(y_test)), "fit_seconds": round(clf.seconds, 2),
+                     "select_seconds": round(t_select, 2)}
             rows += [Measurement("accuracy", acc, draw=draw, details=extra),
                      Measurement("error", 1 - acc, draw=draw, details=extra),
                      Measurement("C", best_c, draw=draw, split="val", details=extra),
@@ -188,15 +191,16 @@ class _CPath:
     """One selection draw's standardised train/validation rows and its fits along the C path.
 
     Each new C starts from the solution at the nearest C already fitted (a warm start), and the
-    features are standardised once for all C.
+    solver is prepared once for all C. Both splits are rows of the training features, standardised
+    by the labelled rows' moments, not copies.
     """
 
     def __init__(self, solver, n_classes, tol, X_train, y_train, labelled, val):
         self.solver, self.n_classes, self.tol = solver, n_classes, tol
-        self.X, mean, std = _standardized(X_train, labelled)
+        self.X = _standardized(X_train, labelled)
         self.prepared = prepare(self.X)  # once for every C
         self.y = y_train[labelled]
-        self.X_val = standardize_(np.array(X_train[val], dtype=np.float32), mean, std)
+        self.X_val = Standardized(X_train, val, self.X.mean, self.X.std)
         self.y_val = y_train[val]
         self.fits: dict[float, object] = {}
 
@@ -208,11 +212,9 @@ class _CPath:
         return self.fits[C].accuracy(self.X_val, self.y_val)
 
 
-def _standardized(X_all: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A float32 copy of ``X_all[rows]``, standardised by its own mean and std (returned too)."""
-    X = np.array(X_all[rows], dtype=np.float32)
-    mean, std = moments(X)
-    return standardize_(X, mean, std), mean, std
+def _standardized(X_all: np.ndarray, rows: np.ndarray) -> Standardized:
+    """``X_all[rows]`` standardised by its own mean and std, in place of ``X_all`` (no copy)."""
+    return Standardized(X_all, rows, *moments(X_all, rows))
 
 
 @TASKS.register("svm")
