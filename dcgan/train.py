@@ -398,6 +398,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, device: str = "auto", resume
         warnings.warn(f"--resume: no checkpoint in {out}, starting a new run there", stacklevel=2)
     try:
         trainer.fit(max_steps=max_steps)
+        if trainer.world > 1:  # no rank tears gloo down while another still writes or waits: that aborts it
+            dist.barrier()
     finally:
         if trainer.world > 1:
             dist.destroy_process_group()
