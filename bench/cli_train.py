@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from dcgan.presets import PRESETS, get_preset
+
 
 def _model_options(f):
     """The model settings; left out, each takes the family's default (a setting the family does not have
@@ -28,7 +30,22 @@ def _model_options(f):
     return f
 
 
+def _preset_help() -> str:
+    return ("A measured recipe: fills in the options not given on the command line (any option given wins).\n\n\b\n"
+            + "\n".join(f"{p.name}: {p.summary}\n  ({', '.join(f'{k}={v}' for k, v in p.settings.items())}; "
+                        f"{p.source})" for p in PRESETS.values()))
+
+
+def _apply_preset(ctx: click.Context, param, name: str | None) -> str | None:
+    """Make the preset's settings this command's defaults (an eager option: read before the others)."""
+    if name is not None:
+        ctx.default_map = {**(ctx.default_map or {}), **get_preset(name).settings}
+    return name
+
+
 @click.command()
+@click.option("--preset", metavar="NAME", default=None, is_eager=True, expose_value=False,
+              callback=_apply_preset, help=_preset_help())
 @click.option("--model", "family", default="dcgan", show_default=True, metavar="FAMILY",
               help="The model family (see `bench list`): dcgan, the paper's unconditional DCGAN; cdcgan, a "
                    "conditional DCGAN whose G and D are given the class label (a labelled data set; its number of "

@@ -1,7 +1,7 @@
 """``bench evaluate``: a suite of tasks run on one model, each through ``bench.run``, then its report card.
 
 1. ``plan_steps``: each suite entry becomes a run of a registered task (a probe once per D layer
-   with ``per_layer``), or a note saying why it cannot run on what was given (a task needing a G
+   with ``per_layer``, once per per-epoch D export with ``per_epoch``), or a note saying why it cannot run on what was given (a task needing a G
    when there is none, a data set that is not there, a task that does not apply to the model's
    family, e.g. a probe of a D that takes the label at every layer). Each run is planned by ``bench.run.plan``, so
    its ``run_id`` is known before any work and a run whose rows are in ``results/<task>.csv``
@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from bench.run import PlannedRun, RunResult, execute, has_rows, plan
 from bench.subject import Subject
 from bench.suite import Entry, Suite
 from bench.tasks.base import TASKS, Workload
-from dcgan.checkpoint import load_net
+from dcgan.checkpoint import epoch_checkpoints, load_net
 from dcgan.data import get_spec, load_dataset
 from dcgan.errors import DCGANError, NotApplicable, one_line
 from dcgan.generate import default_labels
@@ -50,13 +51,14 @@ class Step:
 
     entry: Entry
     task: str  # the registered task it runs
-    title: str  # the entry's label, and the layer of a per-layer probe
+    title: str  # the entry's label, and the layer of a per-layer probe or the epoch of a per-epoch one
     planned: PlannedRun | None = None
     status: str = "todo"  # todo, done (its rows were there), ran, skipped (cannot run here), failed
     note: str = ""  # why it was skipped or failed, or what the task asks the user to do
     seconds: float = 0.0
     estimate: float | None = None
     result: RunResult | None = None
+    epoch: int | None = None  # the training epoch of the D a per-epoch probe reads
 
     @property
     def run_id(self) -> str:
@@ -99,15 +101,20 @@ def plan_steps(subject: Subject, suite: Suite, results_dir: str | Path, **run_op
         if cls.reads_data and no_data:
             steps.append(Step(entry, task, title, status="skipped", note=f"needs its data: {no_data}"))
             continue
-        for layer in _layers(subject, entry):
+        if entry.per_epoch and not subject.ckpt_dir:
+            steps.append(Step(entry, task, title, status="skipped",
+                              note="needs a training run's per-epoch exports (its ckpt/ folder); none was given"))
+            continue
+        for layer, (epoch, ckpt) in itertools.product(_layers(subject, entry), _epochs(subject, entry, cls)):
             overrides = entry.params_on(subject.dataset)
             if layer:
                 overrides = {**overrides, "features": f"{layer}/{entry.per_layer}"}
             if "discriminator" in cls.also_needs and subject.d != subject.g.parent / "d.pt":
                 overrides = {**overrides, "discriminator": str(subject.d)}  # not the d.pt it finds beside G
-            step = Step(entry, task, f"{title}: {layer}" if layer else title)
+            step = Step(entry, task, f"{title}: {layer}" if layer else f"{title}: epoch {epoch}" if epoch is not None else title,
+                        epoch=epoch)
             try:
-                step.planned = plan(task, ckpt=_ckpt(subject, cls), dataset=subject.dataset or None,
+                step.planned = plan(task, ckpt=ckpt, dataset=subject.dataset or None,
                                     data_root=subject.data_root, subset=entry.subset, overrides=overrides,
                                     recipe=entry.recipe, results_dir=results_dir, **run_options)
                 step.status = "done" if has_rows(step.planned) else "todo"
@@ -122,6 +129,14 @@ def _layers(subject: Subject, entry: Entry) -> list[str]:
     if not entry.per_layer:
         return [""]
     return list(load_net(subject.path("discriminator"), "discriminator", takes=None)[0].layer_names)
+
+
+def _epochs(subject: Subject, entry: Entry, cls) -> list[tuple[int | None, Path | None]]:
+    """(epoch, checkpoint) of each run of an entry: every per-epoch D export of the run with ``per_epoch``,
+    else one run of the checkpoint the task reads."""
+    if not entry.per_epoch:
+        return [(None, _ckpt(subject, cls))]
+    return epoch_checkpoints(subject.ckpt_dir, "discriminator")
 
 
 def _ckpt(subject: Subject, cls) -> Path | None:

@@ -14,6 +14,8 @@
 - ``plot_training_log``: a training run's ``log.csv`` against the step, its columns grouped into panels as
   its model family says (``Family.log_panels``), every other column in a panel of its own.
 - ``plot_bars``: groups of bars with error bars (a report card's probe accuracy per D layer).
+- ``plot_curve``: one curve with error bars and dashed reference levels (a report card's probe accuracy
+  against the epoch, the baselines as levels).
 - ``save_png`` and ``save_figure``: how a PIL image and a matplotlib figure are written.
 """
 from __future__ import annotations
@@ -148,6 +150,30 @@ def plot_bars(groups: list[str], series: dict[str, list[tuple[float, float]]], p
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_curve(points: list[tuple[int, float, float]], levels: dict[str, float], path: Path, xlabel: str,
+               ylabel: str) -> Path:
+    """A curve of (x, mean, std) points with error bars, and each of ``levels`` (name -> value, e.g. a
+    baseline's accuracy) as a dashed horizontal line; the value axis spans what is drawn, not zero to the top."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    xs = [x for x, _, _ in points]
+    ax.errorbar(xs, [m for _, m, _ in points], yerr=[s for _, _, s in points], marker="o", capsize=3,
+                label="trained D")
+    for i, (name, value) in enumerate(levels.items()):
+        ax.axhline(value, linestyle="--", color=f"C{i + 1}", label=name)
+    values = [m - s for _, m, s in points] + [m + s for _, m, s in points] + list(levels.values())
+    pad = 0.15 * (max(values) - min(values)) or 0.02
+    ax.set_ylim(min(values) - pad, max(values) + pad)
+    if len(xs) <= 30:  # one tick per epoch while they stay legible
+        ax.set_xticks(xs)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net, read_checkpoint
+from dcgan.checkpoint import epoch_checkpoints, fingerprint, load_net, read_checkpoint
 from dcgan.config import DCGANConfig
 from dcgan.errors import CheckpointError, ConfigError
 
@@ -44,7 +44,7 @@ class Subject:
     @property
     def epochs(self) -> list[tuple[int, Path]]:
         """(epoch, generator) of every per-epoch export, in training order; empty without a ckpt/ folder."""
-        return generator_checkpoints(self.ckpt_dir) if self.ckpt_dir else []
+        return epoch_checkpoints(self.ckpt_dir) if self.ckpt_dir else []
 
     @property
     def log(self) -> Path | None:

@@ -10,6 +10,7 @@ A suite file holds a ``description`` and a list of ``[[task]]`` tables::
     subset = 2000                # optional: images used per split (bench run --subset)
     recipe = "recommended"       # optional: a named recipe of the task
     per_layer = "max4"           # optional, probes: one run per D layer, features=<layer>/max4
+    per_epoch = true             # optional, probes: one run per per-epoch D export of a training run
     params = { labels_per_class = 10, draws = 20 }   # the task's parameters (bench list TASK)
 
     [task.params_for.svhn]       # optional: parameters for one data set only, over params
@@ -35,7 +36,7 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 BUDGETS = ("smoke", "standard", "paper")
-ENTRY_KEYS = ("name", "label", "subset", "recipe", "per_layer", "params", "params_for")
+ENTRY_KEYS = ("name", "label", "subset", "recipe", "per_layer", "per_epoch", "params", "params_for")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Entry:
     subset: int | None = None
     recipe: str | None = None
     per_layer: str | None = None  # pooling of per-layer probes, e.g. max4
+    per_epoch: bool = False  # probe every per-epoch D export (accuracy against training length)
     params: dict = field(default_factory=dict)
     params_for: dict = field(default_factory=dict)  # data set -> parameters over ``params``
 
@@ -124,10 +126,17 @@ def _entry(path: Path, number: int, table: dict) -> Entry:
     subset = table.get("subset")
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 1):
         raise ConfigError(f"{where}: subset={subset!r}: expected a positive integer")
-    per_layer = table.get("per_layer")
-    if per_layer is not None and task.needs != "discriminator":
-        raise ConfigError(f"{where}: per_layer is for tasks of a discriminator's features, not {task.name!r}")
-    return Entry(task.name, str(table.get("label", "")), subset, table.get("recipe"), per_layer, params, params_for)
+    per_layer, per_epoch = table.get("per_layer"), table.get("per_epoch", False)
+    if not isinstance(per_epoch, bool):
+        raise ConfigError(f"{where}: per_epoch={per_epoch!r}: expected true or false")
+    for key, value in (("per_layer", per_layer is not None), ("per_epoch", per_epoch)):
+        if value and task.needs != "discriminator":
+            raise ConfigError(f"{where}: {key} is for tasks of a discriminator's features, not {task.name!r}")
+    if per_layer is not None and per_epoch:
+        raise ConfigError(f"{where}: per_layer and per_epoch together: expected one of them (a run per layer of "
+                          "every epoch's D would be layers x epochs probes)")
+    return Entry(task.name, str(table.get("label", "")), subset, table.get("recipe"), per_layer, per_epoch, params,
+                 params_for)
 
 
 def _tuples(values, where: str) -> dict:

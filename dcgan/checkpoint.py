@@ -226,17 +226,20 @@ def _examples(path, sd: dict, kind: str) -> tuple[DCGANConfig, dict, dict]:
     return config, sd, {"format": "pytorch-examples", "kind": kind, "config": config.to_dict()}
 
 
-_EPOCH_GENERATOR = re.compile(r"epoch(\d+)_g\.pt|netG_epoch_(\d+)\.pth")
+_EPOCH_EXPORT = {"generator": re.compile(r"epoch(\d+)_g\.pt|netG_epoch_(\d+)\.pth"),
+                 "discriminator": re.compile(r"epoch(\d+)_d\.pt|netD_epoch_(\d+)\.pth")}
 
 
-def generator_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(epoch, path) of every per-epoch generator in a training run's folder, in training order:
-    our ``ckpt/epochNNN_g.pt`` exports or pytorch/examples' ``netG_epoch_N.pth``."""
+def epoch_checkpoints(folder: str | os.PathLike, kind: str = "generator") -> list[tuple[int, Path]]:
+    """(epoch, path) of every per-epoch ``kind`` (generator or discriminator) in a training run's folder, in
+    training order: our ``ckpt/epochNNN_{g,d}.pt`` exports or pytorch/examples' ``net{G,D}_epoch_N.pth``."""
     folder = Path(folder)
-    found = sorted((int(m[1] or m[2]), p) for p in folder.iterdir() if (m := _EPOCH_GENERATOR.fullmatch(p.name)))
+    pattern = _EPOCH_EXPORT[kind]
+    found = sorted((int(m[1] or m[2]), p) for p in folder.iterdir() if (m := pattern.fullmatch(p.name)))
     if not found:
-        raise CheckpointError(f"no generator checkpoints in {folder}: expected epochNNN_g.pt (a training run's "
-                              "ckpt/ folder) or netG_epoch_N.pth files")
+        g_or_d = "g" if kind == "generator" else "d"
+        raise CheckpointError(f"no {kind} checkpoints in {folder}: expected epochNNN_{g_or_d}.pt (a training run's "
+                              f"ckpt/ folder) or net{g_or_d.upper()}_epoch_N.pth files")
     return found
 
 

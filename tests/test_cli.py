@@ -33,7 +33,32 @@ def test_train_then_sample_then_resume(tmp_path):
     assert r.exit_code == 0 and "done: 4 steps" in r.output
 
 
+def test_a_preset_fills_in_the_options_not_given_and_a_given_one_wins(tmp_path):
+    import json
+
+    from dcgan.presets import PRESETS
+
+    preset = PRESETS["paper-cifar10"]
+    # the data set given on the command line (synthetic, not the preset's cifar10), the rest from the preset
+    r = _bench("train", "--preset", "paper-cifar10", "--dataset", "synthetic", "--subset", "32", "--ngf", "4",
+               "--ndf", "4", "--batch-size", "16", "--device", "cpu", "--max-steps", "1", "--out", tmp_path / "a")
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["dataset"] == "synthetic" and config["model"]["ndf"] == 4
+    for key, value in preset.settings.items():
+        if key not in ("dataset",):
+            assert (config["model"] if key in ("arch", "image_size") else config)[key] == value, key
+    r = _bench("train", "--preset", "paper-cifar10", "--dataset", "synthetic", "--subset", "32", "--arch", "dcgan",
+               "--precision", "fp32", "--ngf", "4", "--ndf", "4", "--batch-size", "16", "--device", "cpu",
+               "--max-steps", "1", "--out", tmp_path / "b")
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["model"]["arch"] == "dcgan" and config["precision"] == "fp32"
+    assert config["model"]["image_size"] == preset.settings["image_size"]
+
+
 @pytest.mark.parametrize("args,expected", [
+    (["train", "--preset", "paper-svhn", "--out", "x"], "unknown preset 'paper-svhn'; expected one of paper-cifar10"),
     (["train", "--dataset", "cifar", "--out", "x"], "did you mean 'cifar10'"),
     (["train", "--dataset", "mnist", "--data-root", "{tmp}/nothing", "--out", "{tmp}/x"], "MNIST/raw"),
     (["train", "--dataset", "synthetic", "--arch", "imagenet32", "--image-size", "64", "--out", "{tmp}/x"],

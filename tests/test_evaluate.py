@@ -34,6 +34,11 @@ label = "per layer"
 per_layer = "max4"
 params = {{ {PROBE}, draws = 2, baselines = ["random-d"] }}
 [[task]]
+name = "svm"
+label = "per epoch"
+per_epoch = true
+params = {{ {PROBE}, draws = 3, baselines = [] }}
+[[task]]
 name = "fid"
 params = {{ samples = 40, metrics = ["fid", "prc"], extractor = "tiny", inception_weights = "{{weights}}" }}
 [[task]]
@@ -138,7 +143,15 @@ def test_the_card_shows_every_section_and_each_number_is_its_rows_mean(evaluated
     layers = [c for c in p.cells if json.loads(c["data-where"]).get("model") == "random-d"]
     assert len(layers) >= 4
     images = [v for t, a, v in p.refs if a == "src"]
-    for expected in ("training-plot.png", "probe-layers-plot.png", "samples-epoch002.png", "vs-step.png",
+    # the probe of each epoch's D: its rows read that epoch's export, and the card shows both epochs' numbers
+    svm = pd.read_csv(results / "svm.csv")
+    per_epoch = svm[svm.ckpt.str.contains("epoch00")]
+    assert sorted(per_epoch.ckpt.unique()) == [str(run / "ckpt" / "epoch001_d.pt"), str(run / "ckpt" / "epoch002_d.pt")]
+    assert set(per_epoch.model) == {"trained-d"}
+    epoch_runs = set(per_epoch.run_id)
+    assert len(epoch_runs) == 2 and epoch_runs <= {c["data-run"] for c in p.cells}
+    for expected in ("training-plot.png", "probe-layers-plot.png", "probe-epochs-plot.png", "samples-epoch002.png",
+                     "vs-step.png",
                      "neighbours-d.png", "linear.png", "maps.png"):
         assert any(src.endswith(expected) for src in images), expected
     fid = pd.read_csv(results / "fid.csv")
@@ -177,13 +190,13 @@ def test_ctrl_c_keeps_the_finished_runs_and_a_rerun_does_the_rest(evaluated, tmp
     lines = []
     with pytest.raises(KeyboardInterrupt):
         ev.evaluate(from_run(run), suite, results_dir=tmp_path, device="cpu", echo=lines.append)
-    assert "interrupted: 2 of 5 runs" in lines[-1]
+    assert "interrupted: 2 of 7 runs" in lines[-1]  # svm: all layers, 3 single layers, 2 epochs; latent-walk
     assert pd.read_csv(tmp_path / "svm.csv").run_id.nunique() == 2
     monkeypatch.setattr(ev, "execute", real)
     lines = []
     page, steps = ev.evaluate(from_run(run), suite, results_dir=tmp_path, device="cpu", echo=lines.append)
-    assert [s.status for s in steps] == ["done", "done", "ran", "ran", "ran"]
-    assert pd.read_csv(tmp_path / "svm.csv").run_id.nunique() == 4 and page.is_file()
+    assert [s.status for s in steps] == ["done", "done", "ran", "ran", "ran", "ran", "ran"]
+    assert pd.read_csv(tmp_path / "svm.csv").run_id.nunique() == 6 and page.is_file()
 
 
 def test_a_discriminator_alone_gets_a_card_with_the_generator_tasks_noted(evaluated, tmp_path):
@@ -229,6 +242,23 @@ def test_a_suite_file_with_a_typo_fails_before_any_work(evaluated, tmp_path):
     suite.write_text('[[task]]\nname = "svm"\nlayers = 3\n')
     r = _bench("evaluate", run, "--suite", suite, "--results", tmp_path / "results")
     assert r.exit_code == 2 and "unknown key(s) layers" in r.output
+    for body, expected in (('name = "svm"\nper_epoch = "yes"', "per_epoch='yes': expected true or false"),
+                           ('name = "fid"\nper_epoch = true', "per_epoch is for tasks of a discriminator's features"),
+                           ('name = "svm"\nper_epoch = true\nper_layer = "max4"', "per_layer and per_epoch together")):
+        suite.write_text(f"[[task]]\n{body}\n")
+        r = _bench("evaluate", run, "--suite", suite, "--results", tmp_path / "results")
+        assert r.exit_code == 2 and expected in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_per_epoch_probes_of_checkpoints_without_a_run_folder_are_noted_not_run(evaluated, tmp_path):
+    root, run, _, _ = evaluated
+    suite = tmp_path / "s.toml"
+    suite.write_text(f'[[task]]\nname = "svm"\nper_epoch = true\nparams = {{ {PROBE} }}\n')
+    r = _bench("evaluate", "--d", run / "d.pt", "--dataset", "synthetic", "--suite", suite, "--results",
+               tmp_path / "results", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "needs a training run's per-epoch exports" in r.output
+    assert not (tmp_path / "results" / "svm.csv").exists()
 
 
 def test_the_shipped_budgets_load_and_leave_out_tasks_that_need_the_users_input():

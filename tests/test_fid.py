@@ -15,7 +15,7 @@ from PIL import Image
 from bench.cli import main
 from bench.report import summarize, to_markdown
 from bench.results import RESULT_COLUMNS
-from dcgan.checkpoint import export_models, generator_checkpoints
+from dcgan.checkpoint import epoch_checkpoints, export_models
 from dcgan.config import DCGANConfig
 from dcgan.data import load_dataset
 from dcgan.errors import CheckpointError
@@ -226,14 +226,15 @@ def test_inputs_are_checked_before_the_weights_are_looked_for(tmp_path, args, ex
     assert r.exit_code == 2 and expected in r.output and len(r.output.strip().splitlines()) == 1, r.output
 
 
-def test_generator_checkpoints_are_listed_in_training_order(tmp_path):
+def test_epoch_checkpoints_are_listed_in_training_order(tmp_path):
     for name in ("epoch010_g.pt", "epoch002_g.pt", "epoch002_d.pt", "netG_epoch_7.pth", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
-    assert [(e, p.name) for e, p in generator_checkpoints(tmp_path)] == [
+    assert [(e, p.name) for e, p in epoch_checkpoints(tmp_path)] == [
         (2, "epoch002_g.pt"), (7, "netG_epoch_7.pth"), (10, "epoch010_g.pt")]
+    assert [(e, p.name) for e, p in epoch_checkpoints(tmp_path, "discriminator")] == [(2, "epoch002_d.pt")]
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no generator checkpoints"):
-        generator_checkpoints(tmp_path / "empty")
+        epoch_checkpoints(tmp_path / "empty")
 
 
 def test_report_shows_the_published_inception_scores_beside_cifar10_rows():

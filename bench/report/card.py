@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from bench.evaluate import Step, duration
-from bench.report import classes, sections, translation
+from bench.report import classes, probes, sections, translation
 from bench.report.doc import Doc, Section, Table, to_markdown
 from bench.report.html import render
 from bench.results import read_rows
@@ -34,7 +34,7 @@ TITLES = {"representation": "Representation", "generation": "Generation", "class
           "learning": "Learning, not memorising", "super-resolution": "Super-resolution", "translation": "Translation",
           "data": "Data", "other": "Other tasks"}
 # the sections with a builder of their own; any other gets sections.generic
-BUILDERS = {"representation": sections.representation, "generation": sections.generation,
+BUILDERS = {"representation": probes.representation, "generation": sections.generation,
             "classes": classes.classes, "learning": sections.learning, "super-resolution": sections.super_resolution,
             "translation": translation.translation}
 

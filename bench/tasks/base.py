@@ -30,7 +30,7 @@ from bench.features import FeatureCache, FeatureJob, LayerSpec, reestimate_batch
 from bench.params import build
 from bench.results import Measurement
 from bench.shards import Data, DataRef, Net, options_key
-from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
+from dcgan.checkpoint import epoch_checkpoints, fingerprint, load_net
 from dcgan.config import ModelConfig
 from dcgan.data import get_spec, resolved_spec
 from dcgan.errors import ConfigError, DataError, NotApplicable
@@ -194,7 +194,7 @@ class RunContext:
         if not self.ckpt:
             return ""
         if self.ckpt.is_dir():
-            listing = "".join(f"{p.name}:{fingerprint(p)}\n" for _, p in generator_checkpoints(self.ckpt))
+            listing = "".join(f"{p.name}:{fingerprint(p)}\n" for _, p in epoch_checkpoints(self.ckpt))
             return hashlib.sha256(listing.encode()).hexdigest()
         return fingerprint(self.ckpt)
 

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from bench.results import Measurement
 from bench.shards import DataRef
 from bench.tasks.base import TASKS, Reference, RunContext, Task, Workload
-from dcgan.checkpoint import fingerprint, generator_checkpoints, load_net
+from dcgan.checkpoint import epoch_checkpoints, fingerprint, load_net
 from dcgan.data import load_dataset
 from dcgan.errors import ConfigError
 from dcgan.models import check_classes
@@ -150,7 +150,7 @@ class Fid(Task):
         """A --ckpt must hold generators of z (an SR generator draws no samples): its first one is loaded
         now, so that one is refused before any work (``bench evaluate`` skips the task with that note)."""
         if ctx.ckpt is not None:
-            first = generator_checkpoints(ctx.ckpt)[0][1] if ctx.ckpt.is_dir() else ctx.ckpt
+            first = epoch_checkpoints(ctx.ckpt)[0][1] if ctx.ckpt.is_dir() else ctx.ckpt
             load_net(first, "generator")
 
     def run(self, ctx: RunContext, p: FidParams) -> list[Measurement]:
@@ -245,7 +245,7 @@ def _generators(ctx: RunContext, p: FidParams) -> tuple[int, list[_Fake]]:
     """The run's generator, or every epoch's generator of a training run's ckpt/ folder (loaded in turn)."""
     several = ctx.ckpt.is_dir()
     fakes, sizes = [], set()
-    for epoch, path in spaced(generator_checkpoints(ctx.ckpt), p.checkpoints) if several else [(None, ctx.ckpt)]:
+    for epoch, path in spaced(epoch_checkpoints(ctx.ckpt), p.checkpoints) if several else [(None, ctx.ckpt)]:
         G, cfg, blob = load_net(path, "generator")
         check_classes(G.num_classes, ctx.dataset, ctx.num_classes(), f"generator {path}")
         sizes.add(cfg.image_size)
