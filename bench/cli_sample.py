@@ -128,7 +128,7 @@ def _draw(G, cfg, ckpt, n: int, label: int | None, seed: int, out: Path, numbers
     from dcgan.fsutil import atomic_path, writable_folder
     from dcgan.generate import class_rows, generate
     from dcgan.nets import sample_z
-    from dcgan.train import save_grid
+    from dcgan.grids import save_grid
 
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder: a generator of z writes a PNG grid file")

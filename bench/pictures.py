@@ -1,7 +1,7 @@
 """The pictures the tasks draw, each kind drawn one way and written atomically.
 
-- ``numbered_sheet``: samples in the layout of the core's sample grids (``dcgan.train.grid_image``;
-  plain grids are written with ``dcgan.train.save_grid``), enlarged to legible tiles, each tile's
+- ``numbered_sheet``: samples in the layout of the core's sample grids (``dcgan.grids.grid_image``;
+  plain grids are written with ``dcgan.grids.save_grid``), enlarged to legible tiles, each tile's
   index in its corner and boxes optionally outlined: `bench sample`'s grid and forget's samples.
 - ``captioned_rows``: rows of samples in that layout, a caption left of each (vector-arithmetic).
 - ``contact_sheet``: any images as tiles with a caption under each and an optional frame (forget's
@@ -28,7 +28,7 @@ import torch
 
 from bench.results import Measurement
 from dcgan.fsutil import atomic_path
-from dcgan.train import GRID_PAD, grid_image
+from dcgan.grids import GRID_PAD, grid_image
 
 GREEN, RED = (0, 160, 0), (200, 0, 0)
 LEGIBLE = 64  # sample tiles smaller than this are enlarged (nearest neighbour) before text is drawn on them

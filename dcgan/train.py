@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 import warnings
@@ -48,13 +47,14 @@ from dcgan.config import DCGANConfig, ModelConfig, known_keys
 from dcgan.data import DecodedImageDataset, load_dataset
 from dcgan.data.decoded import DATA_CACHE_MODES
 from dcgan.device import PRECISIONS, keep_freed_memory, rank_device, resolve_device, seed_everything
+from dcgan.distributed import gather_objects, join_process_group
 from dcgan.errors import CheckpointError, ConfigError, one_line
 from dcgan.fsutil import atomic_path, writable_folder
+from dcgan.grids import grid_image
 from dcgan.models import build_net, config_from_dict, family_of
 from dcgan.params import Params, param
 from dcgan.runfolder import RunFolder
 
-GRID_PAD = 2  # pixels around and between the tiles of a sample grid
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class Trainer:
         self.out = Path(out)
         self.family = family_of(cfg.model)
         self.folder = RunFolder(out, ("step", "epoch", *self.family.stats(cfg.model), "seconds"))
-        self.world, self.rank = _distributed_setup(device)
+        self.world, self.rank = join_process_group(device)
         self.device = rank_device(resolve_device(device), self.rank)
         if self.device.type == "cpu":
             keep_freed_memory()
@@ -196,7 +196,7 @@ class Trainer:
             "optG": self.optG.state_dict(),
             "optD": self.optD.state_dict(),
             "step": self.step,
-            "noise_rng": _gather(self.noise.get_state(), self.world),
+            "noise_rng": gather_objects(self.noise.get_state(), self.world),
             "torch_rng": torch.get_rng_state(),
             "world_size": self.world,
             "init_sha256": self.init_sha256,
@@ -406,23 +406,6 @@ def train(cfg: TrainConfig, out: str | os.PathLike, device: str = "auto", resume
     return trainer
 
 
-def grid_image(images: torch.Tensor, nrow: int | None = None):
-    """Images in [-1, 1] as one RGB PIL image: ``nrow`` tiles a row (default: a square), ``GRID_PAD``
-    black pixels around and between them, pixels rounded as torchvision's ``save_image`` rounds them."""
-    from PIL import Image
-    from torchvision.utils import make_grid
-
-    nrow = nrow or math.ceil(math.sqrt(len(images)))
-    grid = make_grid(images.cpu() * 0.5 + 0.5, nrow=nrow, padding=GRID_PAD)
-    return Image.fromarray(grid.mul(255).add(0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
-
-
-def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> None:
-    """Save images in [-1, 1] as one PNG grid (``grid_image``), atomically."""
-    with atomic_path(path) as tmp:
-        grid_image(images, nrow).save(tmp, format="PNG")
-
-
 def _cpu(state: dict) -> dict:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
 
@@ -430,23 +413,3 @@ def _cpu(state: dict) -> dict:
 def _write_json(path: Path, obj: dict) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def _gather(obj, world: int) -> list:
-    """Every rank's ``obj``, in rank order (a one-element list without DDP)."""
-    if world == 1:
-        return [obj]
-    out = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def _distributed_setup(device: str) -> tuple[int, int]:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1): nccl on CUDA, gloo on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 1, 0
-    if not dist.is_initialized():
-        backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
-    return dist.get_world_size(), dist.get_rank()

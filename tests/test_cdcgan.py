@@ -13,7 +13,7 @@ from dcgan.config import DCGANConfig
 from dcgan.errors import CheckpointError, ConfigError
 from dcgan.generate import balanced_labels, class_rows, default_labels, generate
 from dcgan.models import FAMILIES, build_net, config_from_dict, family_of, register_family
-from dcgan.models.cdcgan import (D_CONDS, G_CONDS, CDCGANConfig, ClassBatchNorm2d, ConditionalDCGAN,
+from dcgan.models.cdcgan import (G_CONDS, CDCGANConfig, ClassBatchNorm2d, ConditionalDCGAN,
                                  ConditionalDiscriminator, ConditionalGenerator)
 from dcgan.models.dcgan import DCGAN
 from dcgan.nets import sample_z

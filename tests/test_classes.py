@@ -155,7 +155,7 @@ def _tiles(png, rows: int, columns: int, side: int) -> torch.Tensor:
     """The sample tiles of a captioned grid: rows of tiles stacked, each framed by GRID_PAD pixels, the grid
     the picture's right part, enlarged by a whole factor; returns (rows, columns, 3, side, side) uint8."""
     from bench.pictures import LEGIBLE
-    from dcgan.train import GRID_PAD
+    from dcgan.grids import GRID_PAD
 
     picture = torch.from_numpy(np.array(Image.open(png).convert("RGB"))).permute(2, 0, 1)
     scale = -(-LEGIBLE // side)

@@ -16,8 +16,7 @@ from dcgan.data import DATASETS, get_spec, load_dataset, resolved_spec
 from dcgan.data.registry import data_fingerprint, subset_indices
 from dcgan.errors import ConfigError, DataError
 from fixtures_data import (CELEBA_ATTRIBUTES, CELEBA_PARTITION, celeba_attribute, colours, make_celeba,
-                           make_cifar10_batches, make_class_folders, make_imagenet_downsampled, two_tone,
-                           write_celeba_text, write_files)
+                           make_cifar10_batches, make_class_folders, make_imagenet_downsampled, write_celeba_text, write_files)
 
 STARGAN_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")  # the StarGAN paper's CelebA domains
 

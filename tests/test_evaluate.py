@@ -288,17 +288,17 @@ def test_the_leaderboard_has_a_line_per_checkpoint_and_links_the_card(evaluated)
     assert "svm accuracy (labels_per_class=5)" in text and "<th>fid</th>" in text
 
 
-CLASS_SUITE = f"""
+CLASS_SUITE = """
 description = "tests: a conditional generator's classes"
 [[task]]
 name = "class-grid"
-params = {{ columns = 3 }}
+params = { columns = 3 }
 [[task]]
 name = "cas"
-params = {{ per_class = 5, epochs = 2, width = 8 }}
+params = { per_class = 5, epochs = 2, width = 8 }
 [[task]]
 name = "intra-fid"
-params = {{ per_class = 4, extractor = "tiny", inception_weights = "{{weights}}" }}
+params = { per_class = 4, extractor = "tiny", inception_weights = "{weights}" }
 """
 
 

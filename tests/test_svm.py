@@ -11,7 +11,7 @@ from bench.cli import main
 from bench.features import FeatureCache, LayerSpec
 from bench.results import RESULT_COLUMNS
 from bench.run import TASKS
-from bench.standardized import Standardized, moments, standardize_
+from bench.standardized import moments, standardize_
 from bench.svm import L2SVM, SklearnSVM
 from bench.tasks.base import RunContext
 from bench.tasks.svm import SvmProbe, draw_indices

@@ -32,7 +32,7 @@ from dcgan.errors import ConfigError, NotApplicable
 from dcgan.generate import balanced_labels
 from dcgan.nets import sample_z
 from dcgan.params import Params, param
-from dcgan.train import save_grid
+from dcgan.grids import save_grid
 
 INTERPOLATIONS = ("linear", "spherical")
 MIN_EXEMPLARS = 3  # paper 6.3.2: "averaging the Z vector for three exemplars" made results stable

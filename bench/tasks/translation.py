@@ -34,7 +34,6 @@ from pathlib import Path
 import torch
 
 from bench.classifier import ClassifierParams, classifier_for, forward_flops, images_of, predict
-from bench.features import to_uint8
 from bench.pictures import GREEN, contact_sheet
 from bench.results import Measurement
 from bench.tasks.base import TASKS, RunContext, Task, Workload

@@ -43,7 +43,7 @@ from dcgan.config import MAX_WIDTH, ModelConfig
 from dcgan.device import autocast
 from dcgan.errors import ConfigError
 from dcgan.models.family import Family, images_through, register_family, to_unit
-from dcgan.models.stargan_nets import PatchDiscriminator, Translator, domain_vector
+from dcgan.models.stargan_nets import PatchDiscriminator, Translator
 from dcgan.params import param
 
 DOMAIN_KINDS = ("class", "attribute")
