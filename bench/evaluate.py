@@ -192,7 +192,7 @@ def time_inception(device: torch.device, precision: str, batch: int = 8, repeats
         return None
     from torch_fidelity.utils import create_feature_extractor
 
-    from bench.fidelity import torch_fidelity_name
+    from bench.extractors import torch_fidelity_name
 
     net = create_feature_extractor(torch_fidelity_name("inception-v3", precision), ["2048"],
                                    cuda=device.type == "cuda", feature_extractor_weights_path=str(weights))

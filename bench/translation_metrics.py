@@ -140,6 +140,7 @@ def fid_rows(ctx, p, x: torch.Tensor, fakes: torch.Tensor, pairs: Pairs, referen
     channels), and their means over domains; with ``""``, or no rows and why (a domain short of
     ``fid_min_images`` on either side)."""
     from bench import fidelity
+    from bench.extractors import EXTRACTORS
 
     ref_member = pairs.members(reference.labels)
     fake_n, real_n = pairs.into.sum(0).tolist(), ref_member.sum(0).tolist()
@@ -147,7 +148,7 @@ def fid_rows(ctx, p, x: torch.Tensor, fakes: torch.Tensor, pairs: Pairs, referen
         if min(nf, nr) < p.fid_min_images:
             return [], (f"not measured: domain {name!r} has {nf} translated images from outside it and {nr} real "
                         f"train images, fewer than fid_min_images={p.fid_min_images}")
-    extractor = fidelity.EXTRACTORS.get(p.extractor)
+    extractor = EXTRACTORS.get(p.extractor)
     weights = extractor.weights(p.inception_weights)
     options = dict(extractor=p.extractor, weights=weights, device=ctx.device, batch_size=p.inception_batch_size,
                    precision=ctx.precision)

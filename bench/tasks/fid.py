@@ -203,9 +203,9 @@ class Fid(Task):
 
 def checked_extractor(ctx: RunContext, p: InceptionParams):
     """The registered extractor ``p`` names, refused at a precision it does not run at."""
-    from bench import fidelity
+    from bench.extractors import EXTRACTORS
 
-    extractor = fidelity.EXTRACTORS.get(p.extractor)
+    extractor = EXTRACTORS.get(p.extractor)
     if ctx.precision not in extractor.precisions:
         raise ConfigError(f"extractor {p.extractor!r} runs at {', '.join(extractor.precisions)} only, not "
                           f"--precision {ctx.precision}")
