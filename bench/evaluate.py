@@ -30,6 +30,7 @@ from bench.run import PlannedRun, RunResult, execute, has_rows, plan
 from bench.subject import Subject
 from bench.suite import Entry, Suite
 from bench.tasks.base import TASKS, Workload
+from bench.tasks.fid import spaced
 from dcgan.checkpoint import epoch_checkpoints, load_net
 from dcgan.data import get_spec, load_dataset
 from dcgan.errors import DCGANError, NotApplicable, one_line
@@ -132,11 +133,12 @@ def _layers(subject: Subject, entry: Entry) -> list[str]:
 
 
 def _epochs(subject: Subject, entry: Entry, cls) -> list[tuple[int | None, Path | None]]:
-    """(epoch, checkpoint) of each run of an entry: every per-epoch D export of the run with ``per_epoch``,
-    else one run of the checkpoint the task reads."""
+    """(epoch, checkpoint) of each run of an entry: the per-epoch D exports of the run with ``per_epoch``
+    (all, or that many evenly spaced), else one run of the checkpoint the task reads."""
     if not entry.per_epoch:
         return [(None, _ckpt(subject, cls))]
-    return epoch_checkpoints(subject.ckpt_dir, "discriminator")
+    exports = epoch_checkpoints(subject.ckpt_dir, "discriminator")
+    return exports if entry.per_epoch is True else spaced(exports, entry.per_epoch)
 
 
 def _ckpt(subject: Subject, cls) -> Path | None:

@@ -10,7 +10,8 @@ A suite file holds a ``description`` and a list of ``[[task]]`` tables::
     subset = 2000                # optional: images used per split (bench run --subset)
     recipe = "recommended"       # optional: a named recipe of the task
     per_layer = "max4"           # optional, probes: one run per D layer, features=<layer>/max4
-    per_epoch = true             # optional, probes: one run per per-epoch D export of a training run
+    per_epoch = 5                # optional, probes: one run per per-epoch D export of a training run, at
+                                 # most this many evenly spaced, the last always among them (true: every one)
     params = { labels_per_class = 10, draws = 20 }   # the task's parameters (bench list TASK)
 
     [task.params_for.svhn]       # optional: parameters for one data set only, over params
@@ -48,7 +49,7 @@ class Entry:
     subset: int | None = None
     recipe: str | None = None
     per_layer: str | None = None  # pooling of per-layer probes, e.g. max4
-    per_epoch: bool = False  # probe every per-epoch D export (accuracy against training length)
+    per_epoch: bool | int = False  # probe the per-epoch D exports (true: all; N: N evenly spaced, the last among them)
     params: dict = field(default_factory=dict)
     params_for: dict = field(default_factory=dict)  # data set -> parameters over ``params``
 
@@ -127,8 +128,8 @@ def _entry(path: Path, number: int, table: dict) -> Entry:
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 1):
         raise ConfigError(f"{where}: subset={subset!r}: expected a positive integer")
     per_layer, per_epoch = table.get("per_layer"), table.get("per_epoch", False)
-    if not isinstance(per_epoch, bool):
-        raise ConfigError(f"{where}: per_epoch={per_epoch!r}: expected true or false")
+    if not isinstance(per_epoch, (bool, int)) or (not isinstance(per_epoch, bool) and per_epoch < 1):
+        raise ConfigError(f"{where}: per_epoch={per_epoch!r}: expected true, false or a number of epochs >= 1")
     for key, value in (("per_layer", per_layer is not None), ("per_epoch", per_epoch)):
         if value and task.needs != "discriminator":
             raise ConfigError(f"{where}: {key} is for tasks of a discriminator's features, not {task.name!r}")

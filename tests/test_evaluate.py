@@ -242,12 +242,27 @@ def test_a_suite_file_with_a_typo_fails_before_any_work(evaluated, tmp_path):
     suite.write_text('[[task]]\nname = "svm"\nlayers = 3\n')
     r = _bench("evaluate", run, "--suite", suite, "--results", tmp_path / "results")
     assert r.exit_code == 2 and "unknown key(s) layers" in r.output
-    for body, expected in (('name = "svm"\nper_epoch = "yes"', "per_epoch='yes': expected true or false"),
+    for body, expected in (('name = "svm"\nper_epoch = "yes"', "per_epoch='yes': expected true, false or a number"),
+                           ('name = "svm"\nper_epoch = 0', "per_epoch=0: expected true, false or a number"),
                            ('name = "fid"\nper_epoch = true', "per_epoch is for tasks of a discriminator's features"),
                            ('name = "svm"\nper_epoch = true\nper_layer = "max4"', "per_layer and per_epoch together")):
         suite.write_text(f"[[task]]\n{body}\n")
         r = _bench("evaluate", run, "--suite", suite, "--results", tmp_path / "results")
         assert r.exit_code == 2 and expected in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_per_epoch_n_plans_that_many_epochs_evenly_spaced_the_last_among_them(evaluated, tmp_path):
+    from bench.evaluate import plan_steps
+    from bench.subject import from_run
+    from bench.suite import load_suite
+
+    run = evaluated[1]
+    suite = tmp_path / "s.toml"
+    for n, epochs in ((1, [2]), (2, [1, 2]), (5, [1, 2]), (True, [1, 2])):
+        suite.write_text(f'[[task]]\nname = "svm"\nper_epoch = {str(n).lower()}\nparams = {{ {PROBE} }}\n')
+        steps = plan_steps(from_run(run), load_suite(suite), tmp_path / "results", device="cpu")
+        assert [s.epoch for s in steps] == epochs, n
+        assert [s.planned.ctx.ckpt.name for s in steps] == [f"epoch{e:03d}_d.pt" for e in epochs]
 
 
 def test_per_epoch_probes_of_checkpoints_without_a_run_folder_are_noted_not_run(evaluated, tmp_path):
