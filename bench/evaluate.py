@@ -1,10 +1,10 @@
 """``bench evaluate``: a suite of tasks run on one model, each through ``bench.run``, then its report card.
 
 1. ``plan_steps``: each suite entry becomes a run of a registered task (a probe once per D layer
-   with ``per_layer``, once per per-epoch D export with ``per_epoch``), or a note saying why it cannot run on what was given (a task needing a G
-   when there is none, a data set that is not there, a task that does not apply to the model's
-   family, e.g. a probe of a D that takes the label at every layer). Each run is planned by ``bench.run.plan``, so
-   its ``run_id`` is known before any work and a run whose rows are in ``results/<task>.csv``
+   with ``per_layer``, once per per-epoch D export with ``per_epoch``), or a note saying why it
+   cannot run on what was given (a task needing a G when there is none, a data set that is not
+   there, a task that does not apply to the model's family, e.g. a probe of a D that takes the label
+   at every layer). Each run is planned by ``bench.run.plan``, so its ``run_id`` is known before any work and a run whose rows are in ``results/<task>.csv``
    already is not done again: a second evaluate of the same model takes seconds, and one that was
    interrupted (Ctrl-C) goes on with the tasks not done.
 2. ``estimate``: the time the remaining runs will take, from what each task declares it costs
@@ -112,8 +112,8 @@ def plan_steps(subject: Subject, suite: Suite, results_dir: str | Path, **run_op
                 overrides = {**overrides, "features": f"{layer}/{entry.per_layer}"}
             if "discriminator" in cls.also_needs and subject.d != subject.g.parent / "d.pt":
                 overrides = {**overrides, "discriminator": str(subject.d)}  # not the d.pt it finds beside G
-            step = Step(entry, task, f"{title}: {layer}" if layer else f"{title}: epoch {epoch}" if epoch is not None else title,
-                        epoch=epoch)
+            which = layer or (f"epoch {epoch}" if epoch is not None else "")  # of a per-layer or per-epoch probe
+            step = Step(entry, task, f"{title}: {which}" if which else title, epoch=epoch)
             try:
                 step.planned = plan(task, ckpt=ckpt, dataset=subject.dataset or None,
                                     data_root=subject.data_root, subset=entry.subset, overrides=overrides,
