@@ -132,14 +132,16 @@ def plot_training_log(log: Path, path: Path, title: str = "", panels=()) -> Path
 
 def plot_bars(groups: list[str], series: dict[str, list[tuple[float, float]]], path: Path, ylabel: str,
               title: str = "") -> Path:
-    """Bars of ``series`` (name -> one (mean, std) per group, NaN: no bar), side by side within each group;
-    the value axis spans the bars and their error bars, not zero to the top."""
+    """Bars of ``series`` (name -> one (mean, std) per group, NaN: no bar), side by side within each group,
+    with error bars unless every std is 0 (a single draw); the value axis spans the bars and their error bars,
+    not zero to the top."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(groups) + 1.5), 3.4))
     width = 0.8 / max(1, len(series))
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        ax.bar(xs, [m for m, _ in values], width, yerr=[s for _, s in values], capsize=3, label=name)
+        stds = [s for _, s in values]
+        ax.bar(xs, [m for m, _ in values], width, yerr=stds if any(stds) else None, capsize=3, label=name)
     low = min(m - s for values in series.values() for m, s in values if m == m)  # NaN: no bar
     high = max(m + s for values in series.values() for m, s in values if m == m)
     pad = 0.25 * (high - low) or 0.05
@@ -156,12 +158,13 @@ def plot_bars(groups: list[str], series: dict[str, list[tuple[float, float]]], p
 
 def plot_curve(points: list[tuple[int, float, float]], levels: dict[str, float], path: Path, xlabel: str,
                ylabel: str) -> Path:
-    """A curve of (x, mean, std) points with error bars, and each of ``levels`` (name -> value, e.g. a
+    """A curve of (x, mean, std) points with error bars (none if every std is 0), and each of ``levels`` (name -> value, e.g. a
     baseline's accuracy) as a dashed horizontal line; the value axis spans what is drawn, not zero to the top."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     xs = [x for x, _, _ in points]
-    ax.errorbar(xs, [m for _, m, _ in points], yerr=[s for _, _, s in points], marker="o", capsize=3,
+    stds = [s for _, _, s in points]
+    ax.errorbar(xs, [m for _, m, _ in points], yerr=stds if any(stds) else None, marker="o", capsize=3,
                 label="trained D")
     for i, (name, value) in enumerate(levels.items()):
         ax.axhline(value, linestyle="--", color=f"C{i + 1}", label=name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +80,7 @@ def from_run(folder: str | Path, dataset: str | None = None, data_root: str | No
     train = _train_config(folder)
     model = load_net(g or d, "generator" if g else "discriminator", takes=None)[1]
     ckpt_dir = folder / "ckpt"
-    has_epochs = ckpt_dir.is_dir() and any(_EPOCH.fullmatch(p.name) for p in ckpt_dir.iterdir())
+    has_epochs = ckpt_dir.is_dir() and _has_epoch_exports(ckpt_dir)
     return Subject(name or folder.resolve().name, g, d, model, dataset or train.get("dataset", ""),
                    data_root if data_root is not None else train.get("data_root"), folder,
                    ckpt_dir if has_epochs else None, train)
@@ -114,7 +113,11 @@ def from_checkpoints(g: str | Path | None, d: str | Path | None, dataset: str | 
                    dataset or meta.get("dataset", ""), data_root)
 
 
-_EPOCH = re.compile(r"epoch\d+_g\.pt")
+def _has_epoch_exports(ckpt_dir: Path) -> bool:
+    try:
+        return bool(epoch_checkpoints(ckpt_dir, "generator"))
+    except CheckpointError:
+        return False
 
 
 def _file(folder: Path | None, name: str) -> Path | None:

@@ -288,6 +288,16 @@ def test_the_shipped_budgets_load_and_leave_out_tasks_that_need_the_users_input(
     assert [n for n, t in TASKS.items() if t.user_input] == ["forget", "vector-arithmetic"]
 
 
+def test_the_suites_the_write_ups_give_load():
+    """A write-up's command names a suite file beside it: a key renamed since must fail here, not for a reader."""
+    from bench.suite import load_suite
+
+    files = sorted((Path(__file__).parents[1] / "docs" / "experiments").rglob("*.toml"))
+    assert len(files) >= 2
+    for path in files:
+        assert load_suite(path, path.stem).entries, path
+
+
 def test_the_leaderboard_has_a_line_per_checkpoint_and_links_the_card(evaluated):
     root, run, results, _ = evaluated
     r = _bench("report", "--results", results, "--html")

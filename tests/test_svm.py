@@ -145,7 +145,6 @@ def test_every_probe_task_runs_end_to_end(task_name, tmp_path):
 
 def test_c_grid_extends_past_its_edge(tmp_path):
     """Raw digits want a large C: a grid of tiny Cs must grow upwards until the best C is inside."""
-    root = write_digits_as("digits", tmp_path)
     _, d = tiny_checkpoints(tmp_path / "ckpt", nc=1)
     from bench.run import run
 
@@ -165,7 +164,6 @@ def test_c_grid_stops_climbing_once_validation_falls(tmp_path):
 
     from bench.run import run
 
-    root = write_digits_as("digits", tmp_path)
     _, d = tiny_checkpoints(tmp_path / "ckpt", nc=1)
     grid = [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
     res = run("svm", ckpt=d, dataset="digits", device="cpu", results_dir=tmp_path / "results",

@@ -120,8 +120,8 @@ def layers(card, steps: list[Step]) -> list:
         series = {k: v for k, v in series.items() if any(not math.isnan(m) for m, _ in v)}
         plot_bars(names, series, card.picture_path("probe-layers-plot.png"), "test accuracy")
         blocks.append(Figure("img/probe-layers-plot.png", "Test accuracy of the probe on each D layer alone "
-                             "(error bars: std over draws; the axis starts near the lowest bar, not at zero). Look "
-                             "for the trained bars above the random ones."))
+                             "(error bars, with several draws: their std; the axis starts near the lowest bar, not "
+                             "at zero). Look for the trained bars above the random ones."))
         blocks.append(Table(["layer", "features", "trained D", "random-init D", "rows"], table))
     return blocks
 
@@ -148,8 +148,9 @@ def epochs(card, steps: list[Step], whole: list[Step]) -> list:
         return blocks
     levels = _baselines(card, steps[0], whole)
     plot_curve(points, levels, card.picture_path("probe-epochs-plot.png"), "training epoch", "test accuracy")
-    blocks.append(Figure("img/probe-epochs-plot.png", "Test accuracy of the probe on each epoch's D (error bars: std "
-                         "over draws)" + (", the dashed lines the baselines of the same probe" if levels else "")
+    blocks.append(Figure("img/probe-epochs-plot.png", "Test accuracy of the probe on each epoch's D (error bars, "
+                         "with several draws: their std)"
+                         + (", the dashed lines the baselines of the same probe" if levels else "")
                          + ". Look for the curve above the random-init D, and whether it still climbs."))
     blocks.append(Table(["epoch", "trained D, test accuracy", "rows"], table))
     return blocks

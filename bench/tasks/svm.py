@@ -162,7 +162,7 @@ class SvmProbe(Task):
             else:
                 break
         best_c = max(scores, key=scores.get)
-        del paths
+        paths.clear()  # their fitted models hold memory the test draws need
         t_select = time.perf_counter() - t_select
 
         rows = []
