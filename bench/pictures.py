@@ -79,12 +79,7 @@ def plot_vs_step(measurements: list[Measurement], path: Path, title: str = "") -
         ax.set_xlabel(f"training {axis}")
         ax.set_title(metric + (" (± std)" if std else ""))
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return _save_panels(fig, axes, len(panels), title, path)
 
 
 LOG_AXES = ("step", "epoch", "seconds")  # log.csv's columns that are no training number
@@ -122,10 +117,15 @@ def plot_training_log(log: Path, path: Path, title: str = "", panels=()) -> Path
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(chosen):]:
+    return _save_panels(fig, axes, len(chosen), title, path)
+
+
+def _save_panels(fig, axes, used: int, title: str, path: Path) -> Path:
+    """Hide the panels of the grid past the first ``used``, title the figure, lay it out and save it."""
+    for ax in list(axes.flat)[used:]:
         ax.set_visible(False)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 

