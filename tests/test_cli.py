@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -57,8 +58,22 @@ def test_a_preset_fills_in_the_options_not_given_and_a_given_one_wins(tmp_path):
     assert config["model"]["image_size"] == preset.settings["image_size"]
 
 
+def test_every_preset_sets_options_bench_train_has_to_values_it_accepts():
+    """A preset key click does not know would be silently ignored as a default: each must name a real option,
+    and its value pass that option's type."""
+    from bench.cli_train import train
+    from dcgan.presets import PRESETS
+
+    params = {p.name: p for p in train.params}
+    for preset in PRESETS.values():
+        for key, value in preset.settings.items():
+            assert key in params, (preset.name, key)
+            assert params[key].type_cast_value(click.Context(train), value) == value, (preset.name, key)
+
+
 @pytest.mark.parametrize("args,expected", [
-    (["train", "--preset", "paper-svhn", "--out", "x"], "unknown preset 'paper-svhn'; expected one of paper-cifar10"),
+    (["train", "--preset", "paper-svhn", "--out", "x"],
+     "unknown preset 'paper-svhn'; expected one of paper-cifar10, paper-fashion-mnist"),
     (["train", "--dataset", "cifar", "--out", "x"], "did you mean 'cifar10'"),
     (["train", "--dataset", "mnist", "--data-root", "{tmp}/nothing", "--out", "{tmp}/x"], "MNIST/raw"),
     (["train", "--dataset", "synthetic", "--arch", "imagenet32", "--image-size", "64", "--out", "{tmp}/x"],
