@@ -158,8 +158,9 @@ def plot_bars(groups: list[str], series: dict[str, list[tuple[float, float]]], p
 
 def plot_curve(points: list[tuple[int, float, float]], levels: dict[str, float], path: Path, xlabel: str,
                ylabel: str) -> Path:
-    """A curve of (x, mean, std) points with error bars (none if every std is 0), and each of ``levels`` (name -> value, e.g. a
-    baseline's accuracy) as a dashed horizontal line; the value axis spans what is drawn, not zero to the top."""
+    """A curve of (x, mean, std) points with error bars (none if every std is 0), and each of ``levels``
+    (name -> value, e.g. a baseline's accuracy) as a dashed horizontal line; the value axis spans what is
+    drawn, not zero to the top."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     xs = [x for x, _, _ in points]
