@@ -4,9 +4,10 @@
    with ``per_layer``, once per per-epoch D export with ``per_epoch``), or a note saying why it
    cannot run on what was given (a task needing a G when there is none, a data set that is not
    there, a task that does not apply to the model's family, e.g. a probe of a D that takes the label
-   at every layer). Each run is planned by ``bench.run.plan``, so its ``run_id`` is known before any work and a run whose rows are in ``results/<task>.csv``
-   already is not done again: a second evaluate of the same model takes seconds, and one that was
-   interrupted (Ctrl-C) goes on with the tasks not done.
+   at every layer). Each run is planned by ``bench.run.plan``, so its ``run_id`` is known before any
+   work and a run whose rows are in ``results/<task>.csv`` already is not done again: a second
+   evaluate of the same model takes seconds, and one that was interrupted (Ctrl-C) goes on with the
+   tasks not done.
 2. ``estimate``: the time the remaining runs will take, from what each task declares it costs
    (``Task.workload``) and a few timed forward passes on this machine: this model's D and G, a
    matrix product, and Inception when a run needs it and its weights are here (priced by its
